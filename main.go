@@ -1,0 +1,37 @@
+// Command lorastudio is a desktop studio for training Stable Diffusion 1.x
+// LoRA adapters on a CPU. Without arguments (or with a folder) it opens the
+// GUI; the subcommands run the same work headless.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage:
+  lorastudio [DIR]                     open the studio (optionally with a dataset folder)
+  lorastudio dataset DIR               summarise a dataset folder and list problem files
+  lorastudio bench                     measure this machine's BLAS and kernels
+  lorastudio help                      this text
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run dispatches a subcommand and returns the process exit code.
+func run(args []string) int {
+	if len(args) == 0 {
+		return runGUI("")
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	}
+	if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
+		return runGUI(args[0])
+	}
+	fmt.Fprintf(os.Stderr, "lorastudio: unknown command %q\n%s", args[0], usage)
+	return 2
+}
