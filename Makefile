@@ -1,0 +1,47 @@
+# LoRA Studio: `make run` sets up and opens the studio, `make test` sets up and runs every test.
+# Both install the Debian/Ubuntu packages they need (as root, or through sudo when it is available).
+
+SHELL := /bin/bash
+BIN := build/lorastudio
+GO ?= go
+
+BUILD_PKGS := gcc pkg-config libopenblas-dev libgl1-mesa-dev xorg-dev
+TEST_PKGS := $(BUILD_PKGS) xvfb imagemagick
+# Packages whose code runs goroutines; they also run under the race detector.
+RACE_PKGS := ./dataset/... ./tagger/... ./trainer/... ./ui/...
+
+.PHONY: run test build deps test-deps vet unit race smoke bench clean
+
+run: deps build
+	./$(BIN)
+
+build:
+	@mkdir -p build
+	$(GO) build -o $(BIN) .
+
+deps:
+	@scripts/ensure-packages.sh $(BUILD_PKGS)
+
+test-deps:
+	@scripts/ensure-packages.sh $(TEST_PKGS)
+
+test: test-deps vet unit race smoke
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -timeout 20m ./...
+
+race:
+	$(GO) test -race -timeout 20m $(RACE_PKGS)
+
+smoke: build
+	scripts/gui-smoke.sh $(BIN)
+
+bench: build
+	./$(BIN) bench
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+clean:
+	rm -rf build artifacts
