@@ -1,0 +1,148 @@
+package nn
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+// WriteSafetensors writes tensors to path, all in one dtype ("F32", "F16" or
+// "BF16"), with metadata as the header's __metadata__ map. The header keys are
+// sorted and the header starts with `{"` (AUTOMATIC1111 checks both bytes).
+// The write is atomic: readers see the old file or the complete new one.
+func WriteSafetensors(path string, tensors map[string]*Tensor, dtype string, metadata map[string]string) error {
+	dtypes := make(map[string]string, len(tensors))
+	for name := range tensors {
+		dtypes[name] = dtype
+	}
+	return WriteSafetensorsDTypes(path, tensors, dtypes, metadata)
+}
+
+// WriteSafetensorsDTypes is WriteSafetensors with a dtype per tensor, for
+// files that mix precisions (a LoRA's fp16 matrices next to fp32 alphas).
+func WriteSafetensorsDTypes(path string, tensors map[string]*Tensor, dtypes map[string]string, metadata map[string]string) error {
+	views := make(map[string]tensorView, len(tensors))
+	for name, t := range tensors {
+		if name == "" || name == "__metadata__" {
+			return fmt.Errorf("write safetensors %s: invalid tensor name %q", path, name)
+		}
+		if t == nil {
+			return fmt.Errorf("write safetensors %s: tensor %q is nil", path, name)
+		}
+		if Numel(t.Shape) != len(t.Data) {
+			return fmt.Errorf("write safetensors %s: tensor %q has %d values for shape %v", path, name, len(t.Data), t.Shape)
+		}
+		var dt safetensors.DType
+		switch dtypes[name] {
+		case "F32":
+			dt = safetensors.F32
+		case "F16":
+			dt = safetensors.F16
+		case "BF16":
+			dt = safetensors.BF16
+		default:
+			return fmt.Errorf("write safetensors %s: tensor %q: dtype %q, want F32, F16 or BF16", path, name, dtypes[name])
+		}
+		views[name] = tensorView{t: t, dtype: dt}
+	}
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		return safetensors.SerializeToWriter(views, metadata, w)
+	})
+	if err != nil {
+		return fmt.Errorf("write safetensors %s: %w", path, err)
+	}
+	return nil
+}
+
+// tensorView adapts a Tensor to safetensors.View. Data converts lazily, so a
+// whole checkpoint is never held twice in memory while it is written.
+type tensorView struct {
+	t     *Tensor
+	dtype safetensors.DType
+}
+
+func (v tensorView) DType() safetensors.DType { return v.dtype }
+
+// Shape is never nil: a 0-d tensor (a LoRA alpha) must be written as "shape":[].
+func (v tensorView) Shape() []uint64 {
+	s := make([]uint64, len(v.t.Shape))
+	for i, d := range v.t.Shape {
+		s[i] = uint64(d)
+	}
+	return s
+}
+
+func (v tensorView) DataLen() uint64 { return uint64(len(v.t.Data)) * v.dtype.Size() }
+
+func (v tensorView) Data() []byte {
+	x := v.t.Data
+	switch v.dtype {
+	case safetensors.F16:
+		b := make([]byte, 2*len(x))
+		for i, f := range x {
+			binary.LittleEndian.PutUint16(b[2*i:], f32ToF16(f))
+		}
+		return b
+	case safetensors.BF16:
+		b := make([]byte, 2*len(x))
+		for i, f := range x {
+			binary.LittleEndian.PutUint16(b[2*i:], f32ToBF16(f))
+		}
+		return b
+	}
+	if littleEndian() {
+		return float32Bytes(x)
+	}
+	b := make([]byte, 4*len(x))
+	for i, f := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+// writeFileAtomic writes path through a temporary file in the same directory
+// that is synced and renamed over path, so a crash never leaves a torn file.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err = write(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// Persist the rename itself; failure here leaves a complete file either way.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
