@@ -1,0 +1,108 @@
+package nn
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestBetterCoreType(t *testing.T) {
+	avx512 := CPUFlags{AVX2: true, FMA: true, AVX512F: true, AVX512BW: true, AVX512DQ: true, AVX512VL: true}
+	avx2 := CPUFlags{AVX2: true, FMA: true}
+	xeonPhi := CPUFlags{AVX2: true, FMA: true, AVX512F: true} // AVX-512F without BW/DQ/VL: no SkylakeX kernels
+	cases := []struct {
+		name  string
+		core  string
+		flags CPUFlags
+		env   map[string]string
+		want  string
+	}{
+		{"prescott on avx512", "Prescott", avx512, nil, "SkylakeX"},
+		{"core2 on avx512", "Core2", avx512, nil, "SkylakeX"},
+		{"nehalem on avx512", "Nehalem", avx512, nil, "SkylakeX"},
+		{"sandybridge on avx512", "Sandybridge", avx512, nil, "SkylakeX"},
+		{"haswell on avx512", "Haswell", avx512, nil, "SkylakeX"},
+		{"skylakex on avx512", "SkylakeX", avx512, nil, ""},
+		{"cooperlake on avx512", "Cooperlake", avx512, nil, ""},
+		{"sapphirerapids on avx512", "SapphireRapids", avx512, nil, ""},
+		{"prescott on avx2", "Prescott", avx2, nil, "Haswell"},
+		{"sandybridge on avx2", "Sandybridge", avx2, nil, "Haswell"},
+		{"haswell on avx2", "Haswell", avx2, nil, ""},
+		{"zen on avx2", "Zen", avx2, nil, ""},
+		{"prescott on avx512f only", "Prescott", xeonPhi, nil, "Haswell"},
+		{"prescott on old cpu", "Prescott", CPUFlags{}, nil, ""},
+		{"lower-case name", "prescott", avx512, nil, "SkylakeX"},
+		{"unknown core", "Zen7", avx512, nil, ""},
+		{"empty core", "", avx512, nil, ""},
+		{"user set core type", "Prescott", avx512, map[string]string{coreTypeEnv: "Prescott"}, ""},
+		{"user set other core type", "Haswell", avx512, map[string]string{coreTypeEnv: "Haswell"}, ""},
+		{"already restarted", "Prescott", avx512, map[string]string{reexecEnv: "Prescott"}, ""},
+	}
+	for _, c := range cases {
+		env := func(k string) string { return c.env[k] }
+		if got := betterCoreType(c.core, c.flags, env); got != c.want {
+			t.Errorf("%s: betterCoreType(%q, %v) = %q, want %q", c.name, c.core, c.flags, got, c.want)
+		}
+	}
+}
+
+func TestBLASInfo(t *testing.T) {
+	info := BLASInfo()
+	if info.CoreName == "" || info.Threads < 1 || info.Config == "" {
+		t.Errorf("BLASInfo() = %+v: want a core name, a config and at least one thread", info)
+	}
+}
+
+// TestEnsureBLASRestart runs this test binary as a child that calls
+// EnsureBLAS, once with OPENBLAS_CORETYPE unset and once with a user choice:
+// the first must end on a core as good as the CPU allows, the second must keep
+// the user's core.
+func TestEnsureBLASRestart(t *testing.T) {
+	if os.Getenv("NN_ENSURE_BLAS_CHILD") != "" {
+		EnsureBLAS()
+		info := BLASInfo()
+		fmt.Printf("core=%s restarted=%v from=%s\n", info.CoreName, info.Restarted, info.RestartedFrom)
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	run := func(coreType string) string {
+		cmd := exec.Command(exe, "-test.run=^TestEnsureBLASRestart$")
+		cmd.Env = []string{"NN_ENSURE_BLAS_CHILD=1"}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, coreTypeEnv+"=") && !strings.HasPrefix(kv, reexecEnv+"=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		if coreType != "" {
+			cmd.Env = append(cmd.Env, coreTypeEnv+"="+coreType)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		for line := range strings.Lines(string(out)) {
+			if strings.HasPrefix(line, "core=") {
+				return strings.TrimSpace(line)
+			}
+		}
+		t.Fatalf("child printed no core:\n%s", out)
+		return ""
+	}
+
+	got := run("")
+	var core string
+	fmt.Sscanf(got, "core=%s", &core)
+	if want := betterCoreType(core, hostCPUFlags(), func(string) string { return "" }); want != "" {
+		t.Errorf("after EnsureBLAS: %s, still worse than the CPU allows (want %s)", got, want)
+	}
+	t.Logf("automatic: %s (cpu: %s)", got, hostCPUFlags())
+
+	if got := run("Prescott"); !strings.HasPrefix(got, "core=Prescott restarted=false") {
+		t.Errorf("with OPENBLAS_CORETYPE=Prescott: %s, want the user's core kept", got)
+	}
+}
