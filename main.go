@@ -6,6 +6,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"lorastudio/nn"
 )
 
 const usage = `usage:
@@ -16,6 +18,7 @@ const usage = `usage:
 `
 
 func main() {
+	nn.EnsureBLAS()
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -25,6 +28,8 @@ func run(args []string) int {
 		return runGUI("")
 	}
 	switch args[0] {
+	case "bench":
+		return runBench(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0
