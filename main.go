@@ -30,6 +30,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "bench":
 		return runBench(args[1:])
+	case "dataset":
+		return runDataset(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0
