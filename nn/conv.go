@@ -1,5 +1,8 @@
 package nn
 
+// #include "kernels.h"
+import "C"
+
 // Conv2d is a 2-D convolution over NCHW tensors with weights
 // [Cout, Cin, KH, KW]. Padding may be asymmetric, as in the VAE encoder's
 // downsampling convolutions (0, 1, 0, 1). A Stride of 0 means 1.
@@ -39,13 +42,7 @@ func (c Conv2d) Forward(ws *Workspace, y, x, w, b []float32, n, h, wd int) {
 	ohw, hw, k := oh*ow, h*wd, c.Cin*c.KH*c.KW
 	beta := float32(0)
 	if b != nil {
-		for i := range n * c.Cout {
-			v := b[i%c.Cout]
-			plane := y[i*ohw : (i+1)*ohw]
-			for j := range plane {
-				plane[j] = v
-			}
-		}
+		fillBias(y, b, n, c.Cout, ohw)
 		beta = 1
 	}
 	if c.pointwise() {
@@ -124,16 +121,7 @@ func (c Conv2d) BackwardWeight(ws *Workspace, dw, db, dy, x []float32, n, h, wd 
 // planeSums writes dst[ch] = the sum of x [n, c, hw] over n and hw.
 func planeSums(dst, x []float32, n, c, hw int) {
 	parallelFor(c, 1, func(a *kargs, lo, hi int) {
-		dst, x, n, c, hw := a.s[0], a.s[1], a.i[0], a.i[1], a.i[2]
-		for ch := lo; ch < hi; ch++ {
-			var s float64
-			for i := range n {
-				for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-					s += float64(v)
-				}
-			}
-			dst[ch] = float32(s)
-		}
+		C.nnk_plane_sums(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(a.i[2]), C.long(lo), C.long(hi))
 	}, kargs{s: [10][]float32{dst, x}, i: [12]int{n, c, hw}})
 }
 
@@ -145,67 +133,30 @@ func (c Conv2d) bandArgs(col, x []float32, h, wd, r0, r1, ow int) kargs {
 	}
 }
 
-// im2col writes the band of output rows [r0, r1) of the unfolded input:
-// col[(ci*KH+ky)*KW+kx][(oy-r0)*ow+ox] = x[ci, oy*s-PadTop+ky, ox*s-PadLeft+kx],
-// zero outside the image.
+// im2col writes the band of output rows [r0, r1) of the unfolded input x
+// [Cin, h, wd] to col [Cin*KH*KW, (r1-r0)*ow].
 func (c Conv2d) im2col(col, x []float32, h, wd, r0, r1, ow int) {
-	kk := c.KH * c.KW
-	parallelFor(c.Cin*kk, 4, func(a *kargs, lo, hi int) {
-		col, x := a.s[0], a.s[1]
-		h, wd, r0, r1, ow := a.i[0], a.i[1], a.i[2], a.i[3], a.i[4]
-		kh, kw, s, pt, pl := a.i[5], a.i[6], a.i[7], a.i[8], a.i[9]
-		cols := (r1 - r0) * ow
-		for row := lo; row < hi; row++ {
-			ci, ky, kx := row/(kh*kw), row/kw%kh, row%kw
-			dst := col[row*cols : (row+1)*cols]
-			plane := x[ci*h*wd : (ci+1)*h*wd]
-			for oy := r0; oy < r1; oy++ {
-				d := dst[(oy-r0)*ow : (oy-r0+1)*ow]
-				iy := oy*s - pt + ky
-				if iy < 0 || iy >= h {
-					clear(d)
-					continue
-				}
-				src := plane[iy*wd : (iy+1)*wd]
-				for ox := range d {
-					ix := ox*s - pl + kx
-					if ix < 0 || ix >= wd {
-						d[ox] = 0
-					} else {
-						d[ox] = src[ix]
-					}
-				}
-			}
-		}
+	parallelFor(c.Cin*c.KH*c.KW, 4, func(a *kargs, lo, hi int) {
+		C.nnk_im2col(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(a.i[2]), C.long(a.i[3]),
+			C.long(a.i[4]), C.long(a.i[5]), C.long(a.i[6]), C.long(a.i[7]), C.long(a.i[8]), C.long(a.i[9]),
+			C.long(lo), C.long(hi))
 	}, c.bandArgs(col, x, h, wd, r0, r1, ow))
 }
 
 // col2im adds the band col (the layout of im2col) back into x.
 func (c Conv2d) col2im(x, col []float32, h, wd, r0, r1, ow int) {
+	a := c.bandArgs(col, x, h, wd, r0, r1, ow)
+	a.s[0], a.s[1] = x, col
 	parallelFor(c.Cin, 1, func(a *kargs, lo, hi int) {
-		col, x := a.s[0], a.s[1]
-		h, wd, r0, r1, ow := a.i[0], a.i[1], a.i[2], a.i[3], a.i[4]
-		kh, kw, s, pt, pl := a.i[5], a.i[6], a.i[7], a.i[8], a.i[9]
-		cols := (r1 - r0) * ow
-		for ci := lo; ci < hi; ci++ {
-			plane := x[ci*h*wd : (ci+1)*h*wd]
-			for ky := range kh {
-				for kx := range kw {
-					src := col[((ci*kh+ky)*kw+kx)*cols:]
-					for oy := r0; oy < r1; oy++ {
-						iy := oy*s - pt + ky
-						if iy < 0 || iy >= h {
-							continue
-						}
-						dst := plane[iy*wd : (iy+1)*wd]
-						for ox, v := range src[(oy-r0)*ow : (oy-r0+1)*ow] {
-							if ix := ox*s - pl + kx; ix >= 0 && ix < wd {
-								dst[ix] += v
-							}
-						}
-					}
-				}
-			}
-		}
-	}, c.bandArgs(col, x, h, wd, r0, r1, ow))
+		C.nnk_col2im(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(a.i[2]), C.long(a.i[3]),
+			C.long(a.i[4]), C.long(a.i[5]), C.long(a.i[6]), C.long(a.i[7]), C.long(a.i[8]), C.long(a.i[9]),
+			C.long(lo), C.long(hi))
+	}, a)
+}
+
+// fillBias sets every plane of y [n, cout, ohw] to its channel's bias.
+func fillBias(y, b []float32, n, cout, ohw int) {
+	parallelFor(n*cout, max(1, elementGrain/max(ohw, 1)), func(a *kargs, lo, hi int) {
+		C.nnk_fill_planes(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(lo), C.long(hi))
+	}, kargs{s: [10][]float32{y[:n*cout*ohw], b[:cout]}, i: [12]int{cout, ohw}})
 }

@@ -1,18 +1,14 @@
 package nn
 
+// #include "kernels.h"
+import "C"
+
 import "math"
 
 // columnSums writes the sums over rows of each column of x [rows, cols].
 func columnSums(dst, x []float32, rows, cols int) {
 	parallelFor(cols, 64, func(a *kargs, lo, hi int) {
-		dst, x, rows, cols := a.s[0], a.s[1], a.i[0], a.i[1]
-		for j := lo; j < hi; j++ {
-			var s float64
-			for r := range rows {
-				s += float64(x[r*cols+j])
-			}
-			dst[j] = float32(s)
-		}
+		C.nnk_col_sums(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(lo), C.long(hi))
 	}, kargs{s: [10][]float32{dst[:cols], x[:rows*cols]}, i: [12]int{rows, cols}})
 }
 
@@ -20,17 +16,7 @@ func columnSums(dst, x []float32, rows, cols int) {
 // [nc, 2h, 2w] (nearest-neighbour upsampling).
 func Upsample2x(y, x []float32, nc, h, w int) {
 	parallelFor(nc, max(1, elementGrain/max(4*h*w, 1)), func(a *kargs, lo, hi int) {
-		y, x, h, w := a.s[0], a.s[1], a.i[0], a.i[1]
-		for p := lo; p < hi; p++ {
-			for i := range h {
-				src := x[(p*h+i)*w : (p*h+i+1)*w]
-				row := y[(p*2*h+2*i)*2*w : (p*2*h+2*i+1)*2*w]
-				for j, v := range src {
-					row[2*j], row[2*j+1] = v, v
-				}
-				copy(y[(p*2*h+2*i+1)*2*w:(p*2*h+2*i+2)*2*w], row)
-			}
-		}
+		C.nnk_upsample2x(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(lo), C.long(hi))
 	}, kargs{s: [10][]float32{y[:nc*4*h*w], x[:nc*h*w]}, i: [12]int{h, w}})
 }
 
@@ -38,17 +24,7 @@ func Upsample2x(y, x []float32, nc, h, w int) {
 // [nc, h, w] (overwritten).
 func Upsample2xBackward(dx, dy []float32, nc, h, w int) {
 	parallelFor(nc, max(1, elementGrain/max(4*h*w, 1)), func(a *kargs, lo, hi int) {
-		dx, dy, h, w := a.s[0], a.s[1], a.i[0], a.i[1]
-		for p := lo; p < hi; p++ {
-			for i := range h {
-				r0 := dy[(p*2*h+2*i)*2*w:]
-				r1 := dy[(p*2*h+2*i+1)*2*w:]
-				dst := dx[(p*h+i)*w : (p*h+i+1)*w]
-				for j := range dst {
-					dst[j] = r0[2*j] + r0[2*j+1] + r1[2*j] + r1[2*j+1]
-				}
-			}
-		}
+		C.nnk_upsample2x_bwd(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(lo), C.long(hi))
 	}, kargs{s: [10][]float32{dx[:nc*h*w], dy[:nc*4*h*w]}, i: [12]int{h, w}})
 }
 
@@ -85,57 +61,32 @@ func FromTokens(y, x []float32, n, c, hw int) {
 	transposeBatch(y[:n*c*hw], x[:n*c*hw], n, hw, c)
 }
 
-// transposeBatch writes y [n, cols, rows] from x [n, rows, cols] in tiles
-// that stay in cache.
+// transposeBatch writes y [n, cols, rows] from x [n, rows, cols].
 func transposeBatch(y, x []float32, n, rows, cols int) {
-	const tile = 32
-	tr := (rows + tile - 1) / tile
-	parallelFor(n*tr, 1, func(a *kargs, lo, hi int) {
-		y, x, rows, cols, tr := a.s[0], a.s[1], a.i[0], a.i[1], a.i[2]
-		for t := lo; t < hi; t++ {
-			b, r0 := t/tr, t%tr*tile
-			r1 := min(r0+tile, rows)
-			xs := x[b*rows*cols:]
-			ys := y[b*rows*cols:]
-			for c0 := 0; c0 < cols; c0 += tile {
-				c1 := min(c0+tile, cols)
-				for r := r0; r < r1; r++ {
-					for c := c0; c < c1; c++ {
-						ys[c*rows+r] = xs[r*cols+c]
-					}
-				}
-			}
-		}
-	}, kargs{s: [10][]float32{y, x}, i: [12]int{rows, cols, tr}})
+	tiles := n * ((rows + 15) / 16)
+	parallelFor(tiles, 4, func(a *kargs, lo, hi int) {
+		C.nnk_transpose(fptr(a.s[0]), fptr(a.s[1]), C.long(a.i[0]), C.long(a.i[1]), C.long(lo), C.long(hi))
+	}, kargs{s: [10][]float32{y, x}, i: [12]int{rows, cols}})
 }
 
-// Add writes y = a + b elementwise.
+// Add writes y = a + b elementwise; y may be a or b.
 func Add(y, a, b []float32) {
 	parallelFor(len(a), elementGrain, func(k *kargs, lo, hi int) {
-		y, a, b := k.s[0], k.s[1], k.s[2]
-		for i := lo; i < hi; i++ {
-			y[i] = a[i] + b[i]
-		}
+		C.nnk_add(fptr(k.s[0][lo:hi]), fptr(k.s[1][lo:hi]), fptr(k.s[2][lo:hi]), C.long(hi-lo))
 	}, kargs{s: [10][]float32{y[:len(a)], a, b[:len(a)]}})
 }
 
 // AddInPlace computes y += a elementwise.
 func AddInPlace(y, a []float32) {
 	parallelFor(len(a), elementGrain, func(k *kargs, lo, hi int) {
-		y, a := k.s[0], k.s[1]
-		for i := lo; i < hi; i++ {
-			y[i] += a[i]
-		}
+		C.nnk_add_inplace(fptr(k.s[0][lo:hi]), fptr(k.s[1][lo:hi]), C.long(hi-lo))
 	}, kargs{s: [10][]float32{y[:len(a)], a}})
 }
 
 // Scale computes y *= s elementwise.
 func Scale(y []float32, s float32) {
 	parallelFor(len(y), elementGrain, func(k *kargs, lo, hi int) {
-		y, s := k.s[0], k.f[0]
-		for i := lo; i < hi; i++ {
-			y[i] *= s
-		}
+		C.nnk_scale(fptr(k.s[0][lo:hi]), C.float(k.f[0]), C.long(hi-lo))
 	}, kargs{s: [10][]float32{y}, f: [2]float32{s}})
 }
 
@@ -143,14 +94,7 @@ func Scale(y []float32, s float32) {
 // sample and channel, like the time embedding added inside a ResBlock.
 func AddChannelBias(x, b []float32, n, c, hw int) {
 	parallelFor(n*c, max(1, elementGrain/max(hw, 1)), func(k *kargs, lo, hi int) {
-		x, b, hw := k.s[0], k.s[1], k.i[0]
-		for p := lo; p < hi; p++ {
-			v := b[p]
-			plane := x[p*hw : (p+1)*hw]
-			for i := range plane {
-				plane[i] += v
-			}
-		}
+		C.nnk_add_plane_bias(fptr(k.s[0]), fptr(k.s[1]), C.long(k.i[0]), C.long(lo), C.long(hi))
 	}, kargs{s: [10][]float32{x[:n*c*hw], b[:n*c]}, i: [12]int{hw}})
 }
 
