@@ -106,15 +106,13 @@ func (d *Dataset) Reorganize(ctx context.Context, dest string, mode Transfer) (s
 		}
 		capTarget := CaptionPathFor(target, d.CaptionExt)
 		switch {
-		case im.CaptionLocked || !im.HasCaption:
-			// A protected caption travels byte for byte; an image without
-			// one gets none, so kohya's class-token fallback still applies.
-			if _, err := os.Stat(im.CaptionPath); err == nil {
-				if err := transferFile(im.CaptionPath, capTarget, mode); err != nil {
-					return "", fmt.Errorf("reorganize %s: %w", im.CaptionPath, err)
-				}
+		case im.CaptionLocked:
+			// A protected caption travels byte for byte.
+			if err := transferFile(im.CaptionPath, capTarget, mode); err != nil {
+				return "", fmt.Errorf("reorganize %s: %w", im.CaptionPath, err)
 			}
-		default:
+		case im.HasCaption || len(im.Tags) > 0:
+			// The caption as edited in memory, saved or not.
 			if err := WriteFileAtomic(capTarget, []byte(im.captionFile())); err != nil {
 				return "", fmt.Errorf("reorganize: %w", err)
 			}
@@ -124,6 +122,8 @@ func (d *Dataset) Reorganize(ctx context.Context, dest string, mode Transfer) (s
 				}
 			}
 		}
+		// An image without caption gets none, so kohya's class-token
+		// fallback still applies.
 	}
 	return imgRoot, nil
 }
