@@ -69,7 +69,7 @@ type loraLinear struct {
 
 func (l *loraLinear) Name() string { return "lora_linear" }
 
-func (l *loraLinear) dims() (out, in, r int) { return l.W.Shape[0], l.W.Shape[1], 0 }
+func (l *loraLinear) dims() (out, in int) { return l.W.Shape[0], l.W.Shape[1] }
 
 func (l *loraLinear) OutputShape(in [][]int) ([]int, error) {
 	want := 3
@@ -79,7 +79,7 @@ func (l *loraLinear) OutputShape(in [][]int) ([]int, error) {
 	if len(in) != want {
 		return nil, fmt.Errorf("%d inputs, want %d", len(in), want)
 	}
-	out, din, _ := l.dims()
+	out, din := l.dims()
 	x, a, b := in[0], in[1], in[2]
 	if len(x) != 2 || x[1] != din || len(a) != 2 || a[1] != din || len(b) != 2 || b[0] != out || b[1] != a[0] {
 		return nil, fmt.Errorf("shapes %v do not fit W %v", in, l.W.Shape)
@@ -91,7 +91,7 @@ func (l *loraLinear) OutputShape(in [][]int) ([]int, error) {
 }
 
 func (l *loraLinear) Forward(in []*Tensor) (*Tensor, error) {
-	out, din, _ := l.dims()
+	out, din := l.dims()
 	r := in[1].Shape[0]
 	l.rows = in[0].Shape[0]
 	l.x, l.a, l.b = in[0].Data, in[1].Data, in[2].Data
@@ -114,7 +114,7 @@ func (l *loraLinear) Forward(in []*Tensor) (*Tensor, error) {
 
 func (l *loraLinear) Backward(dy *Tensor, need []bool) ([]*Tensor, error) {
 	l.needs = append(l.needs, slices.Clone(need))
-	out, din, _ := l.dims()
+	out, din := l.dims()
 	r := len(l.a) / din
 	c := l.scale * l.s
 	grads := make([]*Tensor, len(need))
@@ -153,6 +153,7 @@ func (l *loraLinear) Backward(dy *Tensor, need []bool) ([]*Tensor, error) {
 
 // mseLoss is mean((pred-target)^2) as a module with a 0-d output.
 type mseLoss struct {
+	shape        []int
 	pred, target []float32
 	dpred        []float32
 }
@@ -165,7 +166,7 @@ func (m *mseLoss) OutputShape(in [][]int) ([]int, error) {
 	return []int{}, nil
 }
 func (m *mseLoss) Forward(in []*Tensor) (*Tensor, error) {
-	m.pred, m.target = in[0].Data, in[1].Data
+	m.shape, m.pred, m.target = in[0].Shape, in[0].Data, in[1].Data
 	return FromData([]float32{MSE(m.pred, m.target)}), nil
 }
 func (m *mseLoss) Backward(dy *Tensor, need []bool) ([]*Tensor, error) {
@@ -173,7 +174,7 @@ func (m *mseLoss) Backward(dy *Tensor, need []bool) ([]*Tensor, error) {
 	if need[0] {
 		m.dpred = grow(m.dpred, len(m.pred))
 		MSEBackward(m.dpred, m.pred, m.target, dy.Data[0])
-		grads[0] = &Tensor{Shape: []int{len(m.pred) / 1}, Data: m.dpred}
+		grads[0] = FromData(m.dpred, m.shape...)
 	}
 	if need[1] {
 		return nil, errors.New("target gradient not supported")
