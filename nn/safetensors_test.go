@@ -3,10 +3,12 @@ package nn
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -82,6 +84,59 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSafetensorsPythonFile reads a LoRA written by kohya's sd-scripts
+// (Python safetensors) and writes it again: the header entries and the data
+// bytes must come out identical (Python keeps the metadata's insertion order,
+// we sort it, so the header is compared as JSON).
+func TestSafetensorsPythonFile(t *testing.T) {
+	const path = "testdata/lora_tiny_kohya.safetensors"
+	f, err := OpenSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := f.Metadata(); !mapsEqual(got, map[string]string{"ss_network_dim": "4", "ss_network_alpha": "2.0"}) {
+		t.Errorf("metadata %v", got)
+	}
+	names := f.Names()
+	if len(names) != 72 {
+		t.Fatalf("%d tensors, want 72", len(names))
+	}
+	tensors := map[string]*Tensor{}
+	for _, name := range names {
+		x, err := f.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(name, ".alpha") && (len(x.Shape) != 0 || x.Data[0] != 2) {
+			t.Errorf("%s = %v %v, want a 0-d 2.0", name, x.Shape, x.Data)
+		}
+		tensors[name] = x
+	}
+	out := filepath.Join(t.TempDir(), "again.safetensors")
+	if err := WriteSafetensors(out, tensors, "F32", f.Metadata()); err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := os.ReadFile(path)
+	again, _ := os.ReadFile(out)
+	split := func(b []byte) (map[string]any, []byte) {
+		n := binary.LittleEndian.Uint64(b)
+		var h map[string]any
+		if err := json.Unmarshal(b[8:8+n], &h); err != nil {
+			t.Fatal(err)
+		}
+		return h, b[8+n:]
+	}
+	h1, d1 := split(orig)
+	h2, d2 := split(again)
+	if !reflect.DeepEqual(h1, h2) {
+		t.Error("headers differ")
+	}
+	if !bytes.Equal(d1, d2) {
+		t.Error("data sections differ")
 	}
 }
 
@@ -225,33 +280,32 @@ func rawSafetensors(header string, data []byte) []byte {
 
 func TestOpenSafetensorsMalformed(t *testing.T) {
 	good := rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8))
-	hugeLen := binary.LittleEndian.AppendUint64(nil, 200<<20)
-	hugeLen = append(hugeLen, make([]byte, 200<<20)...)
 	cases := []struct {
 		name string
 		file []byte
 		want string
+		size int64 // when set, the file is extended (sparsely) to this size
 	}{
-		{"empty file", nil, "too short"},
-		{"truncated length", []byte{1, 2, 3}, "too short"},
-		{"header beyond file", good[:40], "exceeds"},
-		{"length field only", binary.LittleEndian.AppendUint64(nil, 0), "too short for a JSON object"},
-		{"huge header", hugeLen, "limit"},
-		{"not JSON", rawSafetensors(`{"a":`, nil), "bad JSON"},
-		{"not an object", rawSafetensors(`[1,2]`, nil), "does not start"},
-		{"tensor not an object", rawSafetensors(`{"a":3}`, nil), "bad JSON"},
-		{"unknown dtype", rawSafetensors(`{"a":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), "bad JSON"},
-		{"negative shape", rawSafetensors(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`, make([]byte, 4)), "bad JSON"},
-		{"non-string metadata", rawSafetensors(`{"__metadata__":{"k":1}}`, nil), "bad JSON"},
-		{"truncated data", good[:len(good)-1], "out of bounds"},
-		{"offsets out of bounds", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}}`, make([]byte, 8)), "out of bounds"},
-		{"huge offsets", rawSafetensors(`{"a":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,18446744073709551615]}}`, nil), "out of bounds"},
-		{"reversed offsets", rawSafetensors(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}`, make([]byte, 8)), "end before"},
-		{"overlapping", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 8)), "overlap"},
-		{"gap", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 8)), "gap"},
-		{"wrong size", rawSafetensors(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, make([]byte, 8)), "want 12"},
-		{"shape overflow", rawSafetensors(`{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}`, make([]byte, 8)), "does not fit"},
-		{"trailing bytes", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 12)), "after the last tensor"},
+		{"empty file", nil, "too short", 0},
+		{"truncated length", []byte{1, 2, 3}, "too short", 0},
+		{"header beyond file", good[:40], "exceeds", 0},
+		{"length field only", binary.LittleEndian.AppendUint64(nil, 0), "too short for a JSON object", 0},
+		{"huge header", binary.LittleEndian.AppendUint64(nil, 200<<20), "limit", 8 + 200<<20},
+		{"not JSON", rawSafetensors(`{"a":`, nil), "bad JSON", 0},
+		{"not an object", rawSafetensors(`[1,2]`, nil), "does not start", 0},
+		{"tensor not an object", rawSafetensors(`{"a":3}`, nil), "bad JSON", 0},
+		{"unknown dtype", rawSafetensors(`{"a":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), "bad JSON", 0},
+		{"negative shape", rawSafetensors(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`, make([]byte, 4)), "bad JSON", 0},
+		{"non-string metadata", rawSafetensors(`{"__metadata__":{"k":1}}`, nil), "bad JSON", 0},
+		{"truncated data", good[:len(good)-1], "out of bounds", 0},
+		{"offsets out of bounds", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}}`, make([]byte, 8)), "out of bounds", 0},
+		{"huge offsets", rawSafetensors(`{"a":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,18446744073709551615]}}`, nil), "out of bounds", 0},
+		{"reversed offsets", rawSafetensors(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}`, make([]byte, 8)), "end before", 0},
+		{"overlapping", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 8)), "overlap", 0},
+		{"gap", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 8)), "gap", 0},
+		{"wrong size", rawSafetensors(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, make([]byte, 8)), "want 12", 0},
+		{"shape overflow", rawSafetensors(`{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}`, make([]byte, 8)), "does not fit", 0},
+		{"trailing bytes", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 12)), "after the last tensor", 0},
 	}
 	dir := t.TempDir()
 	for _, c := range cases {
@@ -259,6 +313,11 @@ func TestOpenSafetensorsMalformed(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".safetensors")
 			if err := os.WriteFile(path, c.file, 0o644); err != nil {
 				t.Fatal(err)
+			}
+			if c.size > 0 {
+				if err := os.Truncate(path, c.size); err != nil {
+					t.Fatal(err)
+				}
 			}
 			f, err := OpenSafetensors(path)
 			if err == nil {
