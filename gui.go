@@ -3,10 +3,34 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+
+	"lorastudio/assets"
+	"lorastudio/ui"
 )
 
-// runGUI opens the studio window.
+// appID matches FyneApp.toml; Fyne keys its preferences and storage on it.
+const appID = "io.lorastudio.app"
+
+// runGUI opens the studio window, with the dataset in dir when dir is set,
+// and returns when the window is closed.
 func runGUI(dir string) int {
-	fmt.Fprintln(os.Stderr, "lorastudio: the GUI is not built yet")
-	return 1
+	a := app.NewWithID(appID)
+	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
+	a.Settings().SetTheme(ui.NewTheme())
+
+	settingsPath, err := ui.DefaultSettingsPath()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lorastudio:", err)
+		return 1
+	}
+	w := a.NewWindow("LoRA Studio")
+	studio := ui.New(a, w, settingsPath)
+	if dir != "" {
+		studio.Open(dir)
+	}
+	w.ShowAndRun()
+	return 0
 }

@@ -1,0 +1,209 @@
+package ui
+
+import (
+	"slices"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/tagger"
+)
+
+// What a click on a tag in the tag panel does.
+const (
+	clickSelect = "Select its images"
+	clickAll    = "Filter: must have (all of)"
+	clickAny    = "Filter: any of"
+	clickNone   = "Filter: must not have (none of)"
+)
+
+// Tag list orders.
+const (
+	sortByCount = "Most used"
+	sortByName  = "A–Z"
+)
+
+// tagPanel lists every tag of the dataset with its count. A click selects
+// the tag's images or adds it to the filter (all of, any of, none of);
+// the active filter shows above the list with a way to drop each term.
+type tagPanel struct {
+	ws *workspace
+
+	title    *widget.Label
+	search   *widget.Entry
+	order    *widget.Select
+	mode     *widget.Select
+	untagged *widget.Check
+	active   *fyne.Container
+	list     *widget.List
+	rows     []tagger.TagCount
+}
+
+func newTagPanel(ws *workspace) *tagPanel {
+	p := &tagPanel{ws: ws}
+	p.title = widget.NewLabelWithStyle("Tags", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.search = widget.NewEntry()
+	p.search.SetPlaceHolder("Search tags")
+	p.search.OnChanged = func(string) { p.refresh() }
+	p.order = widget.NewSelect([]string{sortByCount, sortByName}, nil)
+	p.order.SetSelected(sortByCount)
+	p.order.OnChanged = func(string) { p.refresh() }
+	p.mode = widget.NewSelect([]string{clickSelect, clickAll, clickAny, clickNone}, nil)
+	p.mode.SetSelected(clickSelect)
+	p.untagged = widget.NewCheck("Only images without tags", func(on bool) {
+		f := p.ws.filter
+		f.Untagged = on
+		p.ws.setFilter(f)
+	})
+	p.active = container.New(&flowLayout{})
+	p.list = widget.NewList(
+		func() int { return len(p.rows) },
+		func() fyne.CanvasObject {
+			count := widget.NewLabel("")
+			count.Importance = widget.LowImportance
+			name := widget.NewLabel("")
+			name.Truncation = fyne.TextTruncateEllipsis
+			return container.NewBorder(nil, nil, widget.NewIcon(nil), count, name)
+		},
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			if i >= len(p.rows) {
+				return
+			}
+			row := o.(*fyne.Container)
+			r := p.rows[i]
+			row.Objects[0].(*widget.Label).SetText(r.Tag)
+			row.Objects[1].(*widget.Icon).SetResource(p.marker(r.Tag))
+			row.Objects[2].(*widget.Label).SetText(itoa(r.Count))
+		},
+	)
+	p.list.OnSelected = func(i widget.ListItemID) {
+		p.list.UnselectAll()
+		if i < len(p.rows) {
+			p.clicked(p.rows[i].Tag)
+		}
+	}
+	p.refresh()
+	p.refreshFilter()
+	return p
+}
+
+// object lays the panel out: title and controls on top, the list filling
+// the rest.
+func (p *tagPanel) object() fyne.CanvasObject {
+	clickLabel := widget.NewLabel("Click a tag to")
+	clickLabel.SizeName = theme.SizeNameCaptionText
+	clickLabel.Importance = widget.LowImportance
+	top := container.NewVBox(
+		container.NewBorder(nil, nil, nil, p.order, p.title),
+		p.search,
+		container.NewBorder(nil, nil, clickLabel, nil, p.mode),
+		p.untagged,
+		p.active,
+	)
+	return container.NewBorder(top, nil, nil, nil, p.list)
+}
+
+// marker shows a tag's part in the filter.
+func (p *tagPanel) marker(tag string) fyne.Resource {
+	f := p.ws.filter
+	switch {
+	case slices.Contains(f.AllOf, tag):
+		return theme.NewPrimaryThemedResource(theme.ConfirmIcon())
+	case slices.Contains(f.AnyOf, tag):
+		return theme.NewPrimaryThemedResource(theme.RadioButtonCheckedIcon())
+	case slices.Contains(f.NoneOf, tag):
+		return theme.NewErrorThemedResource(theme.CancelIcon())
+	}
+	return theme.NewDisabledResource(theme.RadioButtonIcon())
+}
+
+// clicked runs the chosen click action for tag.
+func (p *tagPanel) clicked(tag string) {
+	if p.mode.Selected == clickSelect {
+		p.ws.selectImages(tagger.WithTag(p.ws.ds.Images, tag))
+		return
+	}
+	f := p.ws.filter
+	in := func(list []string) bool { return slices.Contains(list, tag) }
+	wasAll, wasAny, wasNone := in(f.AllOf), in(f.AnyOf), in(f.NoneOf)
+	f.AllOf, f.AnyOf, f.NoneOf = without(f.AllOf, tag), without(f.AnyOf, tag), without(f.NoneOf, tag)
+	switch p.mode.Selected {
+	case clickAll:
+		if !wasAll {
+			f.AllOf = append(f.AllOf, tag)
+		}
+	case clickAny:
+		if !wasAny {
+			f.AnyOf = append(f.AnyOf, tag)
+		}
+	case clickNone:
+		if !wasNone {
+			f.NoneOf = append(f.NoneOf, tag)
+		}
+	}
+	p.ws.setFilter(f)
+}
+
+// without returns list minus tag, as a new slice.
+func without(list []string, tag string) []string {
+	return slices.DeleteFunc(slices.Clone(list), func(t string) bool { return t == tag })
+}
+
+// refresh reloads the counts, applying the search and the order.
+func (p *tagPanel) refresh() {
+	all := p.ws.ed.Counts()
+	q := strings.ToLower(strings.TrimSpace(p.search.Text))
+	rows := all[:0:0]
+	for _, r := range all {
+		if q == "" || strings.Contains(strings.ToLower(r.Tag), q) {
+			rows = append(rows, r)
+		}
+	}
+	if p.order.Selected == sortByName {
+		slices.SortFunc(rows, func(a, b tagger.TagCount) int {
+			return strings.Compare(strings.ToLower(a.Tag), strings.ToLower(b.Tag))
+		})
+	}
+	p.rows = rows
+	if q == "" {
+		p.title.SetText("Tags (" + itoa(len(all)) + ")")
+	} else {
+		p.title.SetText("Tags (" + itoa(len(rows)) + " of " + itoa(len(all)) + ")")
+	}
+	p.list.Refresh()
+}
+
+// refreshFilter shows the active filter terms, each removable.
+func (p *tagPanel) refreshFilter() {
+	f := p.ws.filter
+	p.active.RemoveAll()
+	term := func(kind, tag string, drop func(*tagger.Filter)) {
+		b := widget.NewButtonWithIcon(kind+" "+tag, theme.CancelIcon(), func() {
+			nf := p.ws.filter
+			drop(&nf)
+			p.ws.setFilter(nf)
+		})
+		b.Importance = widget.LowImportance
+		p.active.Add(b)
+	}
+	for _, t := range f.AllOf {
+		term("has", t, func(nf *tagger.Filter) { nf.AllOf = without(nf.AllOf, t) })
+	}
+	for _, t := range f.AnyOf {
+		term("any", t, func(nf *tagger.Filter) { nf.AnyOf = without(nf.AnyOf, t) })
+	}
+	for _, t := range f.NoneOf {
+		term("not", t, func(nf *tagger.Filter) { nf.NoneOf = without(nf.NoneOf, t) })
+	}
+	if !f.Empty() {
+		reset := widget.NewButton("Clear filter", func() { p.ws.setFilter(tagger.Filter{}) })
+		p.active.Add(reset)
+	}
+	p.untagged.Checked = f.Untagged
+	p.untagged.Refresh()
+	p.active.Refresh()
+	p.list.Refresh()
+}

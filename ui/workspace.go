@@ -1,0 +1,344 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"slices"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/dataset"
+	"lorastudio/tagger"
+)
+
+// workspace is an open dataset: its editor, autosave and thumbnails, and
+// the screens that show them. It lives from Open until another dataset
+// is opened or the window closes.
+type workspace struct {
+	s  *Studio
+	st *appState
+	ds *dataset.Dataset
+	ed *tagger.Editor
+
+	saver  *dataset.Saver
+	saves  saveBook
+	thumbs thumbStore
+	// stopThumbs cancels the thumbnail run.
+	stopThumbs context.CancelFunc
+
+	filter tagger.Filter
+
+	nav     *container.AppTabs
+	grids   []*widget.GridWrap
+	editor  *tagEditor
+	panel   *tagPanel
+	summary *summaryView
+	status  *statusBar
+
+	// bg refreshes what background events (thumbnails, saves) change,
+	// at most ten times a second.
+	bg *coalescer
+}
+
+// showDataset makes ds the open dataset and shows its workspace. The grid
+// appears at once; thumbnails are made in the background and fill in.
+func (s *Studio) showDataset(ds *dataset.Dataset) {
+	s.closeDataset()
+	s.state.resetDataset(ds)
+	ws := &workspace{s: s, st: s.state, ds: ds}
+	ws.saves.states = map[string]dataset.SaveStatus{}
+	ws.thumbs.reset(len(ds.Images))
+	ws.bg = newCoalescer(100*time.Millisecond, s.do, ws.backgroundRefresh)
+	ws.saver = dataset.NewSaver(0, func(path string, st dataset.SaveStatus) {
+		ws.saves.set(path, st)
+		ws.bg.Trigger()
+	})
+	ws.ed = tagger.New(ds, ws.saver)
+	ws.ed.OnChange = ws.tagsChanged
+	s.ws = ws
+
+	s.setContent(ws.build())
+	s.win.SetTitle(datasetName(ds.Root) + " — LoRA Studio")
+	s.refreshMenu()
+	ws.startThumbnails()
+}
+
+// build lays out the workspace: a navigation rail on the left, the status
+// bar along the bottom.
+func (ws *workspace) build() fyne.CanvasObject {
+	ws.status = newStatusBar(ws)
+	ws.editor = newTagEditor(ws)
+	ws.panel = newTagPanel(ws)
+	ws.summary = newSummaryView(ws)
+	ws.nav = container.NewAppTabs(
+		container.NewTabItemWithIcon("Dataset", theme.GridIcon(), ws.datasetScreen()),
+		container.NewTabItemWithIcon("Tags", theme.DocumentCreateIcon(), ws.tagsScreen()),
+	)
+	ws.nav.SetTabLocation(container.TabLocationLeading)
+	ws.editor.show()
+	ws.status.refresh()
+	return container.NewBorder(nil, ws.status.object(), nil, nil, ws.nav)
+}
+
+// startThumbnails runs the thumbnailer over every image; each delivery
+// lands in the store and the grids pick it up on the next refresh.
+func (ws *workspace) startThumbnails() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ws.stopThumbs = cancel
+	images := slices.Clone(ws.ds.Images)
+	dir := ws.s.thumbDir
+	go func() {
+		t, err := dataset.NewThumbnailer(dataset.ThumbOptions{Dir: dir, MaxPixels: ws.ds.MaxPixels})
+		if err != nil {
+			ws.s.do(func() { ws.status.setError(err) })
+			return
+		}
+		start := time.Now()
+		_ = t.Run(ctx, images, func(th dataset.Thumb) {
+			ws.thumbs.set(th, time.Since(start))
+			ws.bg.Trigger()
+		})
+	}()
+}
+
+// backgroundRefresh shows what the background goroutines delivered.
+func (ws *workspace) backgroundRefresh() {
+	if ws.s.ws != ws {
+		return
+	}
+	for _, g := range ws.grids {
+		g.Refresh()
+	}
+	ws.status.refresh()
+	ws.editor.refreshSaveState()
+	ws.editor.refreshPreviewPlaceholder()
+}
+
+// tagsChanged follows every edit, undo and redo (on the UI goroutine).
+func (ws *workspace) tagsChanged(changed []*dataset.Image) {
+	ws.applyFilter()
+	ws.panel.refresh()
+	ws.summary.refresh()
+	for _, im := range changed {
+		if im == ws.st.currentImage() {
+			ws.editor.refreshTags()
+			break
+		}
+	}
+	ws.editor.refreshSaveState()
+	ws.s.refreshMenu()
+	ws.status.refresh()
+}
+
+// setFilter changes the tag filter and what the grids show.
+func (ws *workspace) setFilter(f tagger.Filter) {
+	ws.filter = f
+	ws.applyFilter()
+	ws.panel.refreshFilter()
+	ws.status.refresh()
+}
+
+// applyFilter recomputes the visible images. The image in the editor
+// stays visible even when an edit makes it fail the filter, so editing
+// never makes the current image vanish.
+func (ws *workspace) applyFilter() {
+	vis := make([]int, 0, len(ws.ds.Images))
+	for i, im := range ws.ds.Images {
+		if i == ws.st.current || ws.filter.Match(im.Tags) {
+			vis = append(vis, i)
+		}
+	}
+	ws.st.visible = vis
+	ws.refreshGrids()
+}
+
+// refreshGrids redraws the grids' visible cells.
+func (ws *workspace) refreshGrids() {
+	for _, g := range ws.grids {
+		g.Refresh()
+	}
+}
+
+// selection is what a bulk edit applies to.
+func (ws *workspace) selection() []*dataset.Image {
+	ids := ws.st.selectedIDs()
+	out := make([]*dataset.Image, len(ids))
+	for i, id := range ids {
+		out[i] = ws.ds.Images[id]
+	}
+	return out
+}
+
+// visibleImages are the images the filter shows.
+func (ws *workspace) visibleImages() []*dataset.Image {
+	out := make([]*dataset.Image, len(ws.st.visible))
+	for i, id := range ws.st.visible {
+		out[i] = ws.ds.Images[id]
+	}
+	return out
+}
+
+// selectImages selects ims (a tag click, a summary group) and makes the
+// first one current.
+func (ws *workspace) selectImages(ims []*dataset.Image) {
+	ids := make([]int, 0, len(ims))
+	for _, im := range ims {
+		if i := ws.ds.Index(im.Path); i >= 0 {
+			ids = append(ids, i)
+		}
+	}
+	ws.st.selectOnly(ids)
+	if len(ids) > 0 {
+		ws.st.current, ws.st.anchor = ids[0], ids[0]
+		ws.applyFilter()
+		ws.scrollToCurrent()
+		ws.editor.show()
+	}
+	ws.refreshGrids()
+	ws.status.refresh()
+}
+
+// tapImage handles a click on a thumbnail.
+func (ws *workspace) tapImage(id int, mod fyne.KeyModifier) {
+	ws.editor.commitRaw()
+	ws.st.tap(id, mod)
+	ws.refreshGrids()
+	ws.editor.show()
+	ws.status.refresh()
+}
+
+// step moves the editor to the previous or next visible image.
+func (ws *workspace) step(delta int) {
+	ws.editor.commitRaw()
+	if ws.st.step(delta) {
+		ws.refreshGrids()
+		ws.scrollToCurrent()
+		ws.editor.show()
+		ws.status.refresh()
+	}
+}
+
+func (ws *workspace) scrollToCurrent() {
+	if pos := slices.Index(ws.st.visible, ws.st.current); pos >= 0 {
+		for _, g := range ws.grids {
+			g.ScrollTo(pos)
+		}
+	}
+}
+
+// undo and redo revert or repeat the last tag edit, single or bulk.
+func (ws *workspace) undo() {
+	ws.editor.commitRaw()
+	ws.ed.Undo()
+}
+
+func (ws *workspace) redo() {
+	ws.editor.commitRaw()
+	ws.ed.Redo()
+}
+
+// close stops the background work and writes pending edits; a failed
+// write is reported, since the edits exist only in memory.
+func (ws *workspace) close() {
+	ws.editor.commitRaw()
+	if ws.stopThumbs != nil {
+		ws.stopThumbs()
+	}
+	if err := ws.saver.Close(); err != nil {
+		dialog.ShowError(fmt.Errorf("some captions could not be saved:\n%w", err), ws.s.win)
+	}
+}
+
+// saveBook is the save state of every caption that is not saved yet,
+// written by the Saver's goroutine and read by the UI.
+type saveBook struct {
+	mu     sync.Mutex
+	states map[string]dataset.SaveStatus
+}
+
+func (b *saveBook) set(path string, st dataset.SaveStatus) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st.State == dataset.Saved {
+		delete(b.states, path)
+	} else {
+		b.states[path] = st
+	}
+}
+
+func (b *saveBook) get(path string) dataset.SaveStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st, ok := b.states[path]; ok {
+		return st
+	}
+	return dataset.SaveStatus{State: dataset.Saved}
+}
+
+// counts returns how many captions are pending and failed, and the first
+// failure.
+func (b *saveBook) counts() (pending, failed int, firstErr error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, st := range b.states {
+		switch st.State {
+		case dataset.Pending:
+			pending++
+		case dataset.Failed:
+			failed++
+			if firstErr == nil {
+				firstErr = st.Err
+			}
+		}
+	}
+	return pending, failed, firstErr
+}
+
+// thumbStore holds the delivered thumbnails by image index; worker
+// goroutines write it, the UI reads it.
+type thumbStore struct {
+	mu      sync.Mutex
+	imgs    []image.Image
+	errs    []error
+	done    int
+	total   int
+	elapsed time.Duration
+}
+
+func (t *thumbStore) reset(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.imgs, t.errs, t.done, t.total = make([]image.Image, n), make([]error, n), 0, n
+}
+
+func (t *thumbStore) set(th dataset.Thumb, elapsed time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if th.Index < len(t.imgs) {
+		t.imgs[th.Index], t.errs[th.Index] = th.Image, th.Err
+	}
+	t.done, t.elapsed = th.Done, elapsed
+}
+
+func (t *thumbStore) get(i int) image.Image {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i < 0 || i >= len(t.imgs) {
+		return nil
+	}
+	return t.imgs[i]
+}
+
+// progress reports thumbnails made, of how many, and the time taken.
+func (t *thumbStore) progress() (done, total int, elapsed time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done, t.total, t.elapsed
+}
