@@ -210,4 +210,3 @@ func BenchmarkLoadForTraining(b *testing.B) {
 		}
 	}
 }
-
