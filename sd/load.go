@@ -93,7 +93,6 @@ type Checkpoint struct {
 // Part is one model part's weights by diffusers name. It implements
 // WeightSource.
 type Part struct {
-	name   string // "unet", "vae", "text encoder"
 	layout string
 	refs   map[string]tensorRef
 }
@@ -109,15 +108,15 @@ type tensorRef struct {
 func (p *Part) Tensor(name string, want ...int) (*nn.Tensor, error) {
 	r, ok := p.refs[name]
 	if !ok {
-		return nil, fmt.Errorf("%s weight %s is missing from %s", p.name, name, p.where())
+		return nil, fmt.Errorf("weight %s is missing from %s", name, p.where())
 	}
 	_, shape, _ := r.file.Info(r.key)
 	if !nn.SameShape(shape, want) && !(len(want) > 0 && nn.SameShape(squeeze(shape), squeeze(want))) {
-		return nil, fmt.Errorf("%s weight %s in %s has shape %v, want %v", p.name, r.key, r.file.Path(), shape, want)
+		return nil, fmt.Errorf("weight %s in %s has shape %v, want %v", r.key, r.file.Path(), shape, want)
 	}
 	t, err := r.file.Float32(r.key)
 	if err != nil {
-		return nil, fmt.Errorf("%s weight %s: %w", p.name, name, err)
+		return nil, fmt.Errorf("weight %s: %w", name, err)
 	}
 	if len(want) > 0 {
 		t = t.Reshape(want...)
@@ -327,8 +326,41 @@ func openSingleFile(path string) (*Checkpoint, error) {
 }
 
 func (c *Checkpoint) mapSingleFile(f *nn.File, keys []string) error {
-	var unetKeys, vaeKeys, textKeys []string
-	vaeBare := false // a standalone VAE file: encoder.*, decoder.* at the top level
+	m, err := mapLDMKeys(keys)
+	if err != nil {
+		return fmt.Errorf("open model %s: %w", c.Path, err)
+	}
+	part := func(layout string, names map[string]string) *Part {
+		if len(names) == 0 {
+			return nil
+		}
+		p := &Part{layout: layout, refs: make(map[string]tensorRef, len(names))}
+		for n, k := range names {
+			p.refs[n] = tensorRef{f, k}
+		}
+		return p
+	}
+	c.UNet = part("LDM", m.unet)
+	c.VAE = part(m.vaeLayout, m.vae)
+	c.TextEncoder = part("LDM", m.text)
+	return nil
+}
+
+// ldmKeys maps each part's diffusers names to the keys of a single-file
+// checkpoint.
+type ldmKeys struct {
+	unet, vae, text map[string]string
+	vaeLayout       string
+}
+
+// mapLDMKeys sorts a single file's keys into parts and renames them to
+// diffusers names. Keys of no part (model_ema.*, schedule buffers,
+// position_ids of other layouts) are left out. A file holding only
+// encoder.*/decoder.* keys is a standalone VAE, in LDM or diffusers names.
+func mapLDMKeys(keys []string) (ldmKeys, error) {
+	m := ldmKeys{unet: map[string]string{}, vae: map[string]string{}, text: map[string]string{}, vaeLayout: "LDM"}
+	var unetKeys, vaeKeys []string
+	vaePrefix := ldmVAEPrefix
 	for _, k := range keys {
 		switch {
 		case strings.HasPrefix(k, ldmUNetPrefix):
@@ -336,57 +368,42 @@ func (c *Checkpoint) mapSingleFile(f *nn.File, keys []string) error {
 		case strings.HasPrefix(k, ldmVAEPrefix):
 			vaeKeys = append(vaeKeys, strings.TrimPrefix(k, ldmVAEPrefix))
 		case strings.HasPrefix(k, ldmTextPrefix):
-			textKeys = append(textKeys, strings.TrimPrefix(k, ldmTextPrefix))
+			m.text[textToDiffusers(strings.TrimPrefix(k, ldmTextPrefix))] = k
 		}
 	}
-	if len(unetKeys) == 0 && len(vaeKeys) == 0 && len(textKeys) == 0 {
+	if len(unetKeys) == 0 && len(vaeKeys) == 0 && len(m.text) == 0 {
+		vaePrefix = ""
 		for _, k := range keys {
 			if strings.HasPrefix(k, "encoder.") || strings.HasPrefix(k, "decoder.") || strings.HasPrefix(k, "quant_conv.") || strings.HasPrefix(k, "post_quant_conv.") {
 				vaeKeys = append(vaeKeys, k)
 			}
 		}
-		vaeBare = true
 	}
 	if len(unetKeys) > 0 {
 		layout, err := detectLDMUNetLayout(unetKeys)
 		if err != nil {
-			return fmt.Errorf("open model %s: %w", c.Path, err)
+			return m, err
 		}
-		c.UNet = &Part{name: "unet", layout: "LDM", refs: map[string]tensorRef{}}
 		for _, k := range unetKeys {
 			if name, ok := layout.diffusers(k); ok {
-				c.UNet.refs[name] = tensorRef{f, ldmUNetPrefix + k}
+				m.unet[name] = ldmUNetPrefix + k
 			}
 		}
 	}
-	if len(vaeKeys) > 0 {
-		prefix := ldmVAEPrefix
-		if vaeBare {
-			prefix = ""
+	if slices.ContainsFunc(vaeKeys, func(k string) bool { return strings.HasPrefix(k, "encoder.down_blocks.") }) {
+		m.vaeLayout = "diffusers"
+		for _, k := range vaeKeys {
+			m.vae[diffusersVAEAlias(k)] = vaePrefix + k
 		}
-		c.VAE = &Part{name: "vae", layout: "LDM", refs: map[string]tensorRef{}}
-		if slices.ContainsFunc(vaeKeys, func(k string) bool { return strings.HasPrefix(k, "encoder.down_blocks.") }) {
-			// A standalone VAE saved with diffusers names.
-			c.VAE.layout = "diffusers"
-			for _, k := range vaeKeys {
-				c.VAE.refs[diffusersVAEAlias(k)] = tensorRef{f, prefix + k}
-			}
-		} else {
-			levels := detectLDMVAELevels(vaeKeys)
-			for _, k := range vaeKeys {
-				if name, ok := ldmVAEToDiffusers(k, levels); ok {
-					c.VAE.refs[name] = tensorRef{f, prefix + k}
-				}
-			}
+		return m, nil
+	}
+	levels := detectLDMVAELevels(vaeKeys)
+	for _, k := range vaeKeys {
+		if name, ok := ldmVAEToDiffusers(k, levels); ok {
+			m.vae[name] = vaePrefix + k
 		}
 	}
-	if len(textKeys) > 0 {
-		c.TextEncoder = &Part{name: "text encoder", layout: "LDM", refs: map[string]tensorRef{}}
-		for _, k := range textKeys {
-			c.TextEncoder.refs[textToDiffusers(k)] = tensorRef{f, ldmTextPrefix + k}
-		}
-	}
-	return nil
+	return m, nil
 }
 
 // diffusersWeights lists the accepted weight files of a diffusers part, in
@@ -423,11 +440,11 @@ func openDiffusers(dir string) (*Checkpoint, error) {
 		}
 		switch sub {
 		case "unet":
-			p.name, c.UNet = "unet", p
+			c.UNet = p
 		case "vae":
-			p.name, c.VAE = "vae", p
+			c.VAE = p
 		default:
-			p.name, c.TextEncoder = "text encoder", p
+			c.TextEncoder = p
 		}
 	}
 	return c, nil
