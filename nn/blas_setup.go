@@ -93,10 +93,14 @@ func coreLevel(corename string) (level int, known bool) {
 
 // betterCoreType decides whether OpenBLAS must be restarted with another core
 // type: it returns the OPENBLAS_CORETYPE value to use, or "" to keep the
-// current core. env looks up an environment variable.
-func betterCoreType(corename string, flags CPUFlags, env func(string) string) string {
+// current core. config is openblas_get_config(); env looks up an environment
+// variable.
+func betterCoreType(corename, config string, flags CPUFlags, env func(string) string) string {
 	if env(coreTypeEnv) != "" || env(reexecEnv) != "" {
 		return "" // the user's choice, or our own previous attempt
+	}
+	if !strings.Contains(config, "DYNAMIC_ARCH") {
+		return "" // a library built for one core ignores OPENBLAS_CORETYPE
 	}
 	have, known := coreLevel(corename)
 	if !known {
@@ -123,7 +127,8 @@ func betterCoreType(corename string, flags CPUFlags, env func(string) string) st
 // or the restart failed (reported on stderr: the program still works, slower).
 func EnsureBLAS() {
 	core := C.GoString(C.openblas_get_corename())
-	if want := betterCoreType(core, hostCPUFlags(), os.Getenv); want != "" {
+	config := C.GoString(C.openblas_get_config())
+	if want := betterCoreType(core, config, hostCPUFlags(), os.Getenv); want != "" {
 		env := append(os.Environ(), coreTypeEnv+"="+want, reexecEnv+"="+core)
 		err := syscall.Exec("/proc/self/exe", os.Args, env)
 		fmt.Fprintf(os.Stderr, "lorastudio: OpenBLAS chose %s kernels on a CPU with %s; restarting with %s=%s failed: %v\n",

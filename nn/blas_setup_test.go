@@ -18,31 +18,37 @@ func TestBetterCoreType(t *testing.T) {
 		flags CPUFlags
 		env   map[string]string
 		want  string
+		fixed bool // a library built for one core, without DYNAMIC_ARCH
 	}{
-		{"prescott on avx512", "Prescott", avx512, nil, "SkylakeX"},
-		{"core2 on avx512", "Core2", avx512, nil, "SkylakeX"},
-		{"nehalem on avx512", "Nehalem", avx512, nil, "SkylakeX"},
-		{"sandybridge on avx512", "Sandybridge", avx512, nil, "SkylakeX"},
-		{"haswell on avx512", "Haswell", avx512, nil, "SkylakeX"},
-		{"skylakex on avx512", "SkylakeX", avx512, nil, ""},
-		{"cooperlake on avx512", "Cooperlake", avx512, nil, ""},
-		{"sapphirerapids on avx512", "SapphireRapids", avx512, nil, ""},
-		{"prescott on avx2", "Prescott", avx2, nil, "Haswell"},
-		{"sandybridge on avx2", "Sandybridge", avx2, nil, "Haswell"},
-		{"haswell on avx2", "Haswell", avx2, nil, ""},
-		{"zen on avx2", "Zen", avx2, nil, ""},
-		{"prescott on avx512f only", "Prescott", xeonPhi, nil, "Haswell"},
-		{"prescott on old cpu", "Prescott", CPUFlags{}, nil, ""},
-		{"lower-case name", "prescott", avx512, nil, "SkylakeX"},
-		{"unknown core", "Zen7", avx512, nil, ""},
-		{"empty core", "", avx512, nil, ""},
-		{"user set core type", "Prescott", avx512, map[string]string{coreTypeEnv: "Prescott"}, ""},
-		{"user set other core type", "Haswell", avx512, map[string]string{coreTypeEnv: "Haswell"}, ""},
-		{"already restarted", "Prescott", avx512, map[string]string{reexecEnv: "Prescott"}, ""},
+		{"prescott on avx512", "Prescott", avx512, nil, "SkylakeX", false},
+		{"core2 on avx512", "Core2", avx512, nil, "SkylakeX", false},
+		{"nehalem on avx512", "Nehalem", avx512, nil, "SkylakeX", false},
+		{"sandybridge on avx512", "Sandybridge", avx512, nil, "SkylakeX", false},
+		{"haswell on avx512", "Haswell", avx512, nil, "SkylakeX", false},
+		{"skylakex on avx512", "SkylakeX", avx512, nil, "", false},
+		{"cooperlake on avx512", "Cooperlake", avx512, nil, "", false},
+		{"sapphirerapids on avx512", "SapphireRapids", avx512, nil, "", false},
+		{"prescott on avx2", "Prescott", avx2, nil, "Haswell", false},
+		{"sandybridge on avx2", "Sandybridge", avx2, nil, "Haswell", false},
+		{"haswell on avx2", "Haswell", avx2, nil, "", false},
+		{"zen on avx2", "Zen", avx2, nil, "", false},
+		{"prescott on avx512f only", "Prescott", xeonPhi, nil, "Haswell", false},
+		{"prescott on old cpu", "Prescott", CPUFlags{}, nil, "", false},
+		{"lower-case name", "prescott", avx512, nil, "SkylakeX", false},
+		{"unknown core", "Zen7", avx512, nil, "", false},
+		{"empty core", "", avx512, nil, "", false},
+		{"user set core type", "Prescott", avx512, map[string]string{coreTypeEnv: "Prescott"}, "", false},
+		{"user set other core type", "Haswell", avx512, map[string]string{coreTypeEnv: "Haswell"}, "", false},
+		{"already restarted", "Prescott", avx512, map[string]string{reexecEnv: "Prescott"}, "", false},
+		{"single-core build", "Prescott", avx512, nil, "", true},
 	}
 	for _, c := range cases {
 		env := func(k string) string { return c.env[k] }
-		if got := betterCoreType(c.core, c.flags, env); got != c.want {
+		config := "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY " + c.core + " MAX_THREADS=64"
+		if c.fixed {
+			config = "OpenBLAS 0.3.21 NO_AFFINITY " + c.core + " MAX_THREADS=64"
+		}
+		if got := betterCoreType(c.core, config, c.flags, env); got != c.want {
 			t.Errorf("%s: betterCoreType(%q, %v) = %q, want %q", c.name, c.core, c.flags, got, c.want)
 		}
 	}
@@ -97,7 +103,7 @@ func TestEnsureBLASRestart(t *testing.T) {
 	got := run("")
 	var core string
 	fmt.Sscanf(got, "core=%s", &core)
-	if want := betterCoreType(core, hostCPUFlags(), func(string) string { return "" }); want != "" {
+	if want := betterCoreType(core, BLASInfo().Config, hostCPUFlags(), func(string) string { return "" }); want != "" {
 		t.Errorf("after EnsureBLAS: %s, still worse than the CPU allows (want %s)", got, want)
 	}
 	t.Logf("automatic: %s (cpu: %s)", got, hostCPUFlags())
