@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <xmmintrin.h>
 
 #define NNK_INLINE static inline __attribute__((always_inline))
 #define NNK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -12,6 +13,20 @@
 // A 16-float vector that may be unaligned; reductions accumulate in these so
 // they vectorise without reassociation flags.
 typedef float nnk_v16 __attribute__((vector_size(64), aligned(4)));
+
+// nnk_ftz_on sets flush-to-zero and denormals-are-zero for the calling
+// thread and returns the previous MXCSR for nnk_ftz_off. GCC if-converts the
+// range clamps below into selects that evaluate both sides, so in-range
+// inputs also compute a product with exp(-87.3) ~ 1e-38, and each denormal
+// result costs a microcode assist: SiLU ran 8x slower without this. Values
+// below 1.2e-38 are zero for every caller.
+NNK_INLINE unsigned nnk_ftz_on(void) {
+	unsigned old = _mm_getcsr();
+	_mm_setcsr(old | 0x8040);
+	return old;
+}
+
+NNK_INLINE void nnk_ftz_off(unsigned old) { _mm_setcsr(old); }
 
 // exp(x) with Cody-Waite range reduction and Cephes' degree-6 polynomial
 // (about 1 ulp). x is clamped to [-87.3, 88.3] so that 2^n stays a normal

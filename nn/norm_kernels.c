@@ -27,6 +27,7 @@ NNK_INLINE void stats(const float *x, long n, double eps, float *m, float *r) {
 NNK_CLONES void nnk_group_norm_fwd(float *y, float *mean, float *rstd, const float *x, const float *gamma,
                                    const float *beta, long c, long hw, long groups, float eps, int silu, long g0,
                                    long g1) {
+	unsigned csr = nnk_ftz_on();
 	long cg = c / groups, size = cg * hw;
 	for (long g = g0; g < g1; g++) {
 		const float *xs = x + g * size;
@@ -52,6 +53,7 @@ NNK_CLONES void nnk_group_norm_fwd(float *y, float *mean, float *rstd, const flo
 			}
 		}
 	}
+	nnk_ftz_off(csr);
 }
 
 // gn_grad writes to d the gradient reaching the affine output (through the
@@ -76,6 +78,7 @@ NNK_INLINE void gn_grad(float *d, float *xh, const float *dy, const float *x, lo
 NNK_CLONES void nnk_group_norm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                    const float *mean, const float *rstd, const float *gamma, const float *beta,
                                    long n, long c, long hw, long groups, int silu, long g0, long g1) {
+	unsigned csr = nnk_ftz_on();
 	long cg = c / groups;
 	double size = (double)cg * hw;
 	float d[BLOCK], xh[BLOCK];
@@ -115,6 +118,7 @@ NNK_CLONES void nnk_group_norm_bwd(float *dx, float *dgamma, float *dbeta, const
 			}
 		}
 	}
+	nnk_ftz_off(csr);
 }
 
 NNK_CLONES void nnk_layer_norm_fwd(float *y, float *mean, float *rstd, const float *x, const float *gamma,
