@@ -114,6 +114,9 @@ type Dataset struct {
 	Folders []*Folder
 	// Images are all image files, sorted by Rel.
 	Images []*Image
+	// SkippedDirs are subfolders that could not be read, with the reason;
+	// their images are missing from the dataset.
+	SkippedDirs []string
 }
 
 // Folder is one concept: a folder of images with its repeats and class
@@ -235,7 +238,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Dataset, error) {
 	d := &Dataset{Root: root, CaptionExt: opts.CaptionExt, MaxPixels: opts.MaxPixels}
 
 	folders := map[string]*Folder{}
-	var unreadableDirs []string
 	err = filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
@@ -243,7 +245,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Dataset, error) {
 		if err != nil {
 			// An unreadable subfolder is reported, the rest still imports.
 			if path != root {
-				unreadableDirs = append(unreadableDirs, path)
+				d.SkippedDirs = append(d.SkippedDirs, err.Error())
 				return fs.SkipDir
 			}
 			return err
@@ -277,8 +279,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Dataset, error) {
 		return nil, fmt.Errorf("open dataset %s: %w", root, err)
 	}
 	if len(d.Images) == 0 {
-		if len(unreadableDirs) > 0 {
-			return nil, fmt.Errorf("open dataset %s: %w; unreadable folders: %s", root, ErrNoImages, strings.Join(unreadableDirs, ", "))
+		if len(d.SkippedDirs) > 0 {
+			return nil, fmt.Errorf("open dataset %s: %w; unreadable: %s", root, ErrNoImages, strings.Join(d.SkippedDirs, "; "))
 		}
 		return nil, fmt.Errorf("open dataset %s: %w", root, ErrNoImages)
 	}

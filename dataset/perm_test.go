@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,8 +100,12 @@ func TestUnreadableFile(t *testing.T) {
 	if os.Getenv(permDirEnv) == "" {
 		writeFile(t, data, "good.png", encodePNG(t, solid(4, 4, color.White)))
 		p := writeFile(t, data, "secret.png", encodePNG(t, solid(4, 4, color.Black)))
+		writeFile(t, data, "private/hidden.png", encodePNG(t, solid(4, 4, color.Black)))
 		os.Chmod(data, 0o755)
 		if err := os.Chmod(p, 0o000); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(data, "private"), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,6 +122,16 @@ func TestUnreadableFile(t *testing.T) {
 	}
 	if g := byRel(t, d, "good.png"); !g.Trainable() {
 		t.Errorf("good file: %v", g.Problems)
+	}
+	if len(d.SkippedDirs) != 1 || !strings.Contains(d.SkippedDirs[0], "private") {
+		t.Errorf("skipped folders %q", d.SkippedDirs)
+	}
+	var b strings.Builder
+	d.Summary().WriteText(&b)
+	for _, want := range []string{"secret.png: error: unreadable", "skipped folder:"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
 	}
 }
 

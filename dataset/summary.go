@@ -37,6 +37,8 @@ type Summary struct {
 	// Failed are images with an error problem; Warned those with only
 	// warnings.
 	Failed, Warned []*Image
+	// SkippedDirs are subfolders that could not be read.
+	SkippedDirs []string
 }
 
 // Usable reports whether at least one image can train.
@@ -44,7 +46,7 @@ func (s Summary) Usable() bool { return s.StepsPerEpoch > 0 }
 
 // Summary computes the dataset summary.
 func (d *Dataset) Summary() Summary {
-	s := Summary{Root: d.Root, Images: len(d.Images)}
+	s := Summary{Root: d.Root, Images: len(d.Images), SkippedDirs: d.SkippedDirs}
 	fs := map[*Folder]*FolderSummary{}
 	for _, f := range d.Folders {
 		s.Folders = append(s.Folders, FolderSummary{Rel: f.Rel, Name: f.Name, Repeats: f.Repeats, ClassTokens: f.ClassTokens, Kohya: f.Kohya})
@@ -118,6 +120,9 @@ func (s Summary) WriteText(w io.Writer) error {
 			names[i] = im.Rel
 		}
 		fmt.Fprintf(&b, "  %s\n", strings.Join(names, " = "))
+	}
+	for _, dir := range s.SkippedDirs {
+		fmt.Fprintf(&b, "skipped folder: %s\n", dir)
 	}
 	if len(s.Failed)+len(s.Warned) > 0 {
 		fmt.Fprintf(&b, "problem files:\n")
