@@ -29,6 +29,20 @@
 // Scanning reads every file once for its SHA-256 (exact duplicates) and
 // decodes only headers (image.DecodeConfig), never full images.
 //
+// # Training arithmetic and pixels
+//
+// Bucketer and PlanBuckets reproduce sd-scripts' aspect-ratio bucketing
+// (make_bucket_resolutions, BucketManager.select_bucket) and its batches
+// per epoch; LoadForTraining returns the pixels training sees for an
+// image in its bucket. Summary, TagFrequency and DatasetDirs give the
+// numbers kohya prints and stores (ss_tag_frequency, ss_dataset_dirs).
+//
+// # Thumbnails and the demo
+//
+// A Thumbnailer decodes with a bounded pool of workers, caches JPEG
+// thumbnails under the user cache folder and delivers each through a
+// callback as it is ready. ExtractDemo unpacks the bundled demo dataset.
+//
 // # Concurrency
 //
 // A Dataset, its Images and Folders are owned by one goroutine (the UI's):

@@ -76,10 +76,9 @@ func ResizeToBucket(img image.Image, bucket Reso) *image.RGBA {
 	b := img.Bounds()
 	flat := flattenOnWhite(img)
 	rs := CoverSize(b.Dx(), b.Dy(), bucket)
-	var resized *image.NRGBA
+	var resized image.Image = flat
 	switch {
 	case rs.W == b.Dx() && rs.H == b.Dy():
-		resized = imaging.Clone(flat)
 	case rs.W*rs.H < b.Dx()*b.Dy():
 		// Box at a downscale is area averaging, as OpenCV's INTER_AREA
 		// which sd-scripts uses when shrinking.

@@ -149,12 +149,12 @@ func probeContent(im *Image, data []byte, maxPixels int) {
 	case m == color.CMYKModel:
 		warn(CMYK, "CMYK JPEG: converted to RGB without a colour profile, colours may shift")
 	case m == color.Gray16Model:
-		warn(Sixteenbit, "16-bit grayscale: reduced to 8 bits and RGB for training")
+		warn(SixteenBit, "16-bit grayscale: reduced to 8 bits and RGB for training")
 		warn(Grayscale, "grayscale: trained as RGB with equal channels")
 	case m == color.GrayModel:
 		warn(Grayscale, "grayscale: trained as RGB with equal channels")
 	case m == color.RGBA64Model || m == color.NRGBA64Model:
-		warn(Sixteenbit, "16 bits per channel: reduced to 8 bits for training")
+		warn(SixteenBit, "16 bits per channel: reduced to 8 bits for training")
 		if m == color.NRGBA64Model {
 			warn(Transparent, "has an alpha channel: composited on white for training")
 		}

@@ -34,7 +34,7 @@ const (
 	Truncated         Kind = "truncated"
 	Corrupt           Kind = "corrupt"
 	TooLarge          Kind = "too many pixels"
-	Sixteenbit        Kind = "16-bit"
+	SixteenBit        Kind = "16-bit"
 	CMYK              Kind = "CMYK"
 	Grayscale         Kind = "grayscale"
 	Transparent       Kind = "transparency"
