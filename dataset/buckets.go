@@ -271,9 +271,9 @@ func (p BucketPlan) KohyaBucketInfo() map[string]any {
 	return map[string]any{"buckets": buckets, "mean_img_ar_error": p.MeanARError}
 }
 
-// BucketItems lists the dataset's trainable images with their folder's
-// repeats, in the order of d.Trainable(); folders with repeats below 1
-// are skipped, as sd-scripts ignores them.
+// BucketItems lists what training uses, in dataset order: the trainable
+// images of folders with at least one repeat (sd-scripts ignores folders
+// with fewer), each with its size and repeats, and the images themselves.
 func (d *Dataset) BucketItems() ([]BucketItem, []*Image) {
 	var items []BucketItem
 	var imgs []*Image

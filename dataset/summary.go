@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -173,4 +174,17 @@ func (d *Dataset) DatasetDirs() map[string]map[string]int {
 		out[f.Name] = map[string]int{"n_repeats": f.Repeats, "img_count": n}
 	}
 	return out
+}
+
+// Fingerprint is a 128-bit SHA-256 prefix, in hex, over what training reads: each trainable
+// image's path, content hash, repeats and training caption. A resumed
+// run compares it to refuse a dataset that changed underneath.
+func (d *Dataset) Fingerprint() string {
+	var parts []string
+	for _, im := range d.Images {
+		if im.Trainable() {
+			parts = append(parts, im.Rel, im.HashHex(), strconv.Itoa(im.Folder.Repeats), im.TrainingCaption())
+		}
+	}
+	return hashKey(parts...)
 }

@@ -57,6 +57,14 @@ func TestSummary(t *testing.T) {
 	if dirs["5_dog"]["n_repeats"] != 5 || dirs["5_dog"]["img_count"] != 3 || dirs["2_cat"]["img_count"] != 1 {
 		t.Errorf("dataset dirs %v", dirs)
 	}
+	fp := d.Fingerprint()
+	if len(fp) != 32 || fp != mustOpen(t, dir, Options{}).Fingerprint() {
+		t.Errorf("fingerprint %q not stable", fp)
+	}
+	byRel(t, d, "5_dog/a.png").Tags = []string{"changed"}
+	if d.Fingerprint() == fp {
+		t.Error("fingerprint ignores captions")
+	}
 	items, imgs := d.BucketItems()
 	if len(items) != 4 || len(imgs) != 4 || items[0].Repeats != 2 {
 		t.Errorf("bucket items %v", items)
