@@ -1,0 +1,139 @@
+package sd
+
+import (
+	"bufio"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"lorastudio/nn"
+)
+
+// The benchmarks run the full-size SD 1.5 UNet with random weights. Run one
+// benchmark per process to read its own peak resident memory (VmHWM is the
+// process's high-water mark), e.g.
+//
+//	OPENBLAS_CORETYPE=SkylakeX go test ./sd -run '^$' -bench 'UNetForward64/batch1' -benchtime 2x
+
+var sd15 = sync.OnceValues(func() (*UNet, error) {
+	return LoadUNet(newRandSource(1), SD15UNetConfig())
+})
+
+func benchUNet(b *testing.B) *UNet {
+	u, err := sd15()
+	if err != nil {
+		b.Fatal(err)
+	}
+	u.DetachAll()
+	return u
+}
+
+// cpuSeconds is the process's user+system CPU time. On a shared machine
+// wall time is noisy; CPU time per op divided by the core count is what the
+// benchmark would take alone.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// peakRSS reports the process's peak resident set in GB.
+func peakRSS(b *testing.B) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err == nil {
+				b.ReportMetric(float64(kb)/(1<<20), "peakGB")
+			}
+		}
+	}
+}
+
+func benchInputs(batch, size int) (*nn.Tensor, []float32, *nn.Tensor) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	ts := make([]float32, batch)
+	for i := range ts {
+		ts[i] = float32(100 + 400*i)
+	}
+	return randTensor(rng, 1, batch, 4, size, size), ts, randTensor(rng, 1, batch, 77, 768)
+}
+
+func BenchmarkUNetForward64(b *testing.B) {
+	for _, batch := range []int{1, 2} {
+		b.Run("batch"+strconv.Itoa(batch), func(b *testing.B) {
+			u := benchUNet(b)
+			x, ts, ctx := benchInputs(batch, 64)
+			b.ResetTimer()
+			cpu := cpuSeconds()
+			for range b.N {
+				y, err := u.Forward(x, ts, ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				u.scratch.Release(y)
+			}
+			b.StopTimer()
+			b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")
+			peakRSS(b)
+		})
+	}
+}
+
+// attachCrossAttention attaches trainable rank-r adapters to attn2's
+// q/k/v/out of every transformer block, as the default training does.
+func attachCrossAttention(b *testing.B, u *UNet, rank int) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	if err := u.Linears(func(name string, l *Linear) error {
+		if !strings.Contains(name, ".attn2.") {
+			return nil
+		}
+		return l.Attach(&Adapter{Down: randTensor(rng, 0.05, rank, l.In), Up: randTensor(rng, 0.05, l.Out, rank),
+			Scale: 1 / float32(rank), Multiplier: 1, Trainable: true})
+	}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkUNetTrainStep is one LoRA training step's UNet work: forward
+// keeping activations, MSE, and the input-gradient backward that yields the
+// rank-8 cross-attention adapters' gradients.
+func BenchmarkUNetTrainStep(b *testing.B) {
+	for _, size := range []int{64, 32} {
+		b.Run(strconv.Itoa(size*8)+"px", func(b *testing.B) {
+			u := benchUNet(b)
+			attachCrossAttention(b, u, 8)
+			defer u.DetachAll()
+			x, ts, ctx := benchInputs(1, size)
+			target := randTensor(rand.New(rand.NewPCG(5, 5)), 1, x.Shape...)
+			dy := nn.New(x.Shape...)
+			b.ResetTimer()
+			cpu := cpuSeconds()
+			for range b.N {
+				y, err := u.ForwardTrain(x, ts, ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				nn.MSEBackward(dy.Data, y.Data, target.Data, 1)
+				if _, err := u.Backward(dy, false); err != nil {
+					b.Fatal(err)
+				}
+				u.scratch.Release(y)
+			}
+			b.StopTimer()
+			b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")
+			peakRSS(b)
+		})
+	}
+}
