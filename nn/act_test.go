@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func refGELU(v float64) float64 { return 0.5 * v * (1 + math.Erf(v/math.Sqrt2)) }
+func refGELU(v float64) float64 { return 0.5 * v * math.Erfc(-v/math.Sqrt2) }
 
 func refGELUTanh(v float64) float64 {
 	return 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
@@ -71,6 +71,33 @@ func TestActivations(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGELUTails checks relative accuracy where GELU and its gradient are
+// tiny: x*Phi(x) for negative x must not come from 1+erf, which cancels.
+func TestGELUTails(t *testing.T) {
+	var x []float32
+	for v := -12.0; v <= 0; v += 0.01 {
+		x = append(x, float32(v))
+	}
+	y, dx := make([]float32, len(x)), make([]float32, len(x))
+	ones := make([]float32, len(x))
+	for i := range ones {
+		ones[i] = 1
+	}
+	GELU(y, x)
+	GELUBackward(dx, ones, x)
+	for i, v := range x {
+		xv := float64(v)
+		want := refGELU(xv)
+		wantGrad := 0.5*math.Erfc(-xv/math.Sqrt2) + xv*math.Exp(-0.5*xv*xv)/math.Sqrt(2*math.Pi)
+		if math.Abs(want) > 1e-30 && math.Abs(float64(y[i])-want) > 3e-5*math.Abs(want) {
+			t.Errorf("GELU(%g) = %g, want %g", v, y[i], want)
+		}
+		if math.Abs(wantGrad) > 1e-30 && math.Abs(float64(dx[i])-wantGrad) > 3e-5*math.Abs(wantGrad)+1e-7 {
+			t.Errorf("GELU'(%g) = %g, want %g", v, dx[i], wantGrad)
+		}
 	}
 }
 

@@ -140,3 +140,55 @@ func TestMSE(t *testing.T) {
 	MSEBackward(d, p, q, 0.25)
 	ktClose(t, "MSEBackward", d, ktNumGrad(ref, kt64(p), []float64{0.25}), 1e-6)
 }
+
+// TestKernelsAllocateNothing checks the promise of the Workspace design:
+// after a warm-up call, no kernel allocates, even when split across cores.
+func TestKernelsAllocateNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(29, 30))
+	n, c, h, w, groups := 2, 16, 24, 20, 4
+	conv := Conv2d{Cin: c, Cout: c, KH: 3, KW: 3, Stride: 1, PadTop: 1, PadBottom: 1, PadLeft: 1, PadRight: 1}
+	x := ktRand(rng, n*c*h*w, 1, 0)
+	y, dx := make([]float32, len(x)), make([]float32, len(x))
+	wt := ktRand(rng, c*c*9, 1, 0)
+	dw, db := make([]float32, len(wt)), make([]float32, c)
+	mean, rstd := make([]float32, n*h*w), make([]float32, n*h*w)
+	gamma, beta := ktRand(rng, c, 1, 1), ktRand(rng, c, 1, 0)
+	var ws Workspace
+	for _, tc := range []struct {
+		name string
+		run  func()
+	}{
+		{"Conv2d", func() {
+			conv.Forward(&ws, y, x, wt, db, n, h, w)
+			conv.BackwardInput(&ws, dx, y, wt, n, h, w)
+			conv.BackwardWeight(&ws, dw, db, y, x, n, h, w)
+		}},
+		{"GroupNorm", func() {
+			GroupNormForward(y, mean, rstd, x, gamma, beta, n, c, h*w, groups, 1e-5, true)
+			GroupNormBackward(dx, dw[:c], db, y, x, mean, rstd, gamma, beta, n, c, h*w, groups, true)
+		}},
+		{"LayerNorm", func() {
+			LayerNormForward(y, mean, rstd, x, gamma, beta, n*h*w, c, 1e-5)
+			LayerNormBackward(dx, dw[:c], db, y, x, mean, rstd, gamma, n*h*w, c)
+		}},
+		{"Activations", func() {
+			SiLU(y, x)
+			GELU(y, x)
+			GELUBackward(dx, y, x)
+			GEGLU(y[:len(x)/2], x, n*h*w, c/2)
+		}},
+		{"Elementwise", func() {
+			ToTokens(y, x, n, c, h*w)
+			Add(dx, x, y)
+			AddInPlace(dx, y)
+			Scale(dx, 0.5)
+			LinearForward(y, x, wt[:c*c], db, n*h*w, c, c)
+			LinearBackward(dx, dw[:c*c], db, y, x, wt[:c*c], n*h*w, c, c)
+		}},
+	} {
+		tc.run()
+		if allocs := testing.AllocsPerRun(5, tc.run); allocs != 0 {
+			t.Errorf("%s: %v allocations per run", tc.name, allocs)
+		}
+	}
+}
