@@ -77,7 +77,8 @@ func sanitizeName(s string) string {
 // missing class tokens), with every image and its caption file. Images
 // keep their names; a name already taken gets a numeric suffix. With Move,
 // the originals are removed once copied. The dataset in memory is not
-// changed; open the returned image root to work on the new layout.
+// changed; open the returned image root to work on the new layout. Flush
+// a Saver first when moving: a pending save names the old path.
 func (d *Dataset) Reorganize(ctx context.Context, dest string, mode Transfer) (string, error) {
 	dest, err := filepath.Abs(dest)
 	if err != nil {
@@ -197,7 +198,9 @@ func copyFile(src, dst string) error {
 }
 
 // RenameFolder renames a folder on disk to `<repeats>_<class tokens>` and
-// updates the dataset's paths. It fails if the new name exists.
+// updates the dataset's paths (and re-sorts Images, so indices change). It
+// fails if the new name exists. Flush a Saver first: a pending save names
+// the old path.
 func (d *Dataset) RenameFolder(f *Folder, repeats int, classTokens string) error {
 	if repeats < 1 {
 		return fmt.Errorf("rename folder %s: repeats must be at least 1, not %d", f.Rel, repeats)
