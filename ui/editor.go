@@ -467,7 +467,9 @@ func (e *tagEditor) loadPreview() {
 		return
 	}
 	maxPixels := e.ws.ds.MaxPixels
+	e.ws.background.Add(1)
 	go func() {
+		defer e.ws.background.Done()
 		for _, p := range todo {
 			img, err := dataset.DecodeImage(p, maxPixels)
 			if err != nil {

@@ -41,6 +41,9 @@ type Studio struct {
 	do func(func())
 	// thumbDir is the thumbnail cache; empty means the user cache dir.
 	thumbDir string
+	// saveDelay is how long captions wait for more edits before they are
+	// written; 0 means the dataset package's default.
+	saveDelay time.Duration
 
 	menu        menuItems
 	mainMenuRef *fyne.MainMenu
@@ -49,12 +52,17 @@ type Studio struct {
 // New builds the studio inside win, loading settings from settingsPath.
 // Only main creates the fyne.App; tests pass fyne/v2/test's.
 func New(a fyne.App, win fyne.Window, settingsPath string) *Studio {
+	return newStudio(a, win, settingsPath, fyne.Do)
+}
+
+// newStudio is New with the function that runs work on the UI goroutine.
+func newStudio(a fyne.App, win fyne.Window, settingsPath string, do func(func())) *Studio {
 	settings, loadErr := LoadSettings(settingsPath)
 	s := &Studio{
 		app:   a,
 		win:   win,
 		state: &appState{settings: settings, settingsPath: settingsPath, current: -1},
-		do:    fyne.Do,
+		do:    do,
 	}
 	win.Resize(fyne.NewSize(settings.WindowWidth, settings.WindowHeight))
 	s.root = container.NewStack(s.startScreen())

@@ -30,8 +30,10 @@ type workspace struct {
 	saver  *dataset.Saver
 	saves  saveBook
 	thumbs thumbStore
-	// stopThumbs cancels the thumbnail run.
+	// stopThumbs cancels the thumbnail run; background counts the
+	// goroutines close waits for.
 	stopThumbs context.CancelFunc
+	background sync.WaitGroup
 
 	filter tagger.Filter
 
@@ -56,7 +58,7 @@ func (s *Studio) showDataset(ds *dataset.Dataset) {
 	ws.saves.states = map[string]dataset.SaveStatus{}
 	ws.thumbs.reset(len(ds.Images))
 	ws.bg = newCoalescer(100*time.Millisecond, s.do, ws.backgroundRefresh)
-	ws.saver = dataset.NewSaver(0, func(path string, st dataset.SaveStatus) {
+	ws.saver = dataset.NewSaver(s.saveDelay, func(path string, st dataset.SaveStatus) {
 		ws.saves.set(path, st)
 		ws.bg.Trigger()
 	})
@@ -94,7 +96,9 @@ func (ws *workspace) startThumbnails() {
 	ws.stopThumbs = cancel
 	images := slices.Clone(ws.ds.Images)
 	dir := ws.s.thumbDir
+	ws.background.Add(1)
 	go func() {
+		defer ws.background.Done()
 		t, err := dataset.NewThumbnailer(dataset.ThumbOptions{Dir: dir, MaxPixels: ws.ds.MaxPixels})
 		if err != nil {
 			ws.s.do(func() { ws.status.setError(err) })
@@ -123,7 +127,7 @@ func (ws *workspace) backgroundRefresh() {
 
 // tagsChanged follows every edit, undo and redo (on the UI goroutine).
 func (ws *workspace) tagsChanged(changed []*dataset.Image) {
-	ws.applyFilter()
+	ws.applyFilter(true)
 	ws.panel.refresh()
 	ws.summary.refresh()
 	for _, im := range changed {
@@ -139,19 +143,28 @@ func (ws *workspace) tagsChanged(changed []*dataset.Image) {
 
 // setFilter changes the tag filter and what the grids show.
 func (ws *workspace) setFilter(f tagger.Filter) {
+	ws.editor.commitRaw()
 	ws.filter = f
-	ws.applyFilter()
+	ws.applyFilter(false)
+	if !slices.Contains(ws.st.visible, ws.st.current) {
+		ws.st.current, ws.st.anchor = -1, -1
+		if len(ws.st.visible) > 0 {
+			ws.st.current, ws.st.anchor = ws.st.visible[0], ws.st.visible[0]
+		}
+		ws.editor.show()
+	}
+	ws.editor.refreshPosition()
 	ws.panel.refreshFilter()
 	ws.status.refresh()
 }
 
-// applyFilter recomputes the visible images. The image in the editor
-// stays visible even when an edit makes it fail the filter, so editing
-// never makes the current image vanish.
-func (ws *workspace) applyFilter() {
+// applyFilter recomputes the visible images. With keepCurrent the image
+// in the editor stays visible even when an edit made it fail the filter,
+// so editing never makes the current image vanish.
+func (ws *workspace) applyFilter(keepCurrent bool) {
 	vis := make([]int, 0, len(ws.ds.Images))
 	for i, im := range ws.ds.Images {
-		if i == ws.st.current || ws.filter.Match(im.Tags) {
+		if (keepCurrent && i == ws.st.current) || ws.filter.Match(im.Tags) {
 			vis = append(vis, i)
 		}
 	}
@@ -197,7 +210,7 @@ func (ws *workspace) selectImages(ims []*dataset.Image) {
 	ws.st.selectOnly(ids)
 	if len(ids) > 0 {
 		ws.st.current, ws.st.anchor = ids[0], ids[0]
-		ws.applyFilter()
+		ws.applyFilter(true)
 		ws.scrollToCurrent()
 		ws.editor.show()
 	}
@@ -251,6 +264,7 @@ func (ws *workspace) close() {
 	if ws.stopThumbs != nil {
 		ws.stopThumbs()
 	}
+	ws.background.Wait()
 	if err := ws.saver.Close(); err != nil {
 		dialog.ShowError(fmt.Errorf("some captions could not be saved:\n%w", err), ws.s.win)
 	}

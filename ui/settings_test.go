@@ -1,0 +1,100 @@
+package ui
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+)
+
+func TestSettingsRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lorastudio", "settings.json")
+	want := Settings{
+		RecentDatasets: []string{"/data/dogs", "/data/cats"},
+		WindowWidth:    1500,
+		WindowHeight:   950,
+		CaptionExt:     ".caption",
+	}
+	if err := want.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadSettings(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("loaded %+v, want %+v", got, want)
+	}
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("the settings folder holds %d files, want only settings.json (no temp files left)", len(entries))
+	}
+}
+
+func TestLoadSettingsFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content string
+		wantErr       bool
+		want          Settings
+	}{
+		{"missing", "", false, DefaultSettings()},
+		{"corrupt", "{not json", true, DefaultSettings()},
+		{"tiny window", `{"window_width": 10, "window_height": 10, "caption_extension": ".caption"}`, false,
+			Settings{WindowWidth: 1360, WindowHeight: 860, CaptionExt: ".caption"}},
+		{"unknown extension", `{"window_width": 900, "window_height": 700, "caption_extension": ".exe"}`, false,
+			Settings{WindowWidth: 900, WindowHeight: 700, CaptionExt: ".txt"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name+".json")
+			if tc.content != "" {
+				writeFile(t, path, tc.content)
+			}
+			got, err := LoadSettings(path)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAddRecent(t *testing.T) {
+	var s Settings
+	for i := range maxRecent + 3 {
+		s.AddRecent("/d/" + strconv.Itoa(i))
+	}
+	s.AddRecent("/d/5")
+	if len(s.RecentDatasets) != maxRecent {
+		t.Fatalf("%d recent, want %d", len(s.RecentDatasets), maxRecent)
+	}
+	if s.RecentDatasets[0] != "/d/5" || s.RecentDatasets[1] != "/d/12" {
+		t.Errorf("recent = %q, want /d/5 first then /d/12", s.RecentDatasets[:2])
+	}
+	seen := map[string]bool{}
+	for _, d := range s.RecentDatasets {
+		if seen[d] {
+			t.Errorf("%s listed twice", d)
+		}
+		seen[d] = true
+	}
+	s.RemoveRecent("/d/5")
+	if s.RecentDatasets[0] != "/d/12" {
+		t.Errorf("after remove, first = %s", s.RecentDatasets[0])
+	}
+}
+
+func TestItoa(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -4200: "-4,200"} {
+		if got := itoa(n); got != want {
+			t.Errorf("itoa(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
