@@ -92,7 +92,9 @@ func TestSelectImageAddTagWritesCaption(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitFile(filepath.Join(root, "10_cat", "b.txt"), "cat, outdoors, sunset")
-	h.pump("the saved state", func() bool { return strings.Contains(ws.editor.state.Text, "Saved") && !strings.Contains(ws.editor.state.Text, "Unsaved") })
+	h.pump("the saved state", func() bool {
+		return strings.Contains(ws.editor.state.Text, "Saved") && !strings.Contains(ws.editor.state.Text, "Unsaved")
+	})
 }
 
 func TestBulkReplaceAndUndo(t *testing.T) {
