@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"lorastudio/dataset"
@@ -58,6 +59,9 @@ type bulkForm struct {
 
 	fields map[string][]fyne.CanvasObject
 	box    *fyne.Container
+	// onReady is told whether the operation is valid and changes
+	// anything, so Apply is enabled only then.
+	onReady func(bool)
 }
 
 func (ws *workspace) showBulkDialog() { ws.showBulkDialogFor("", "") }
@@ -77,12 +81,23 @@ func (ws *workspace) showBulkDialogFor(op, tag string) {
 			f.setScope(scopeAll)
 		}
 	}
-	d := dialog.NewCustomConfirm("Bulk edit", "Apply", "Cancel", f.object(), func(ok bool) {
-		if ok {
-			f.apply()
+	d := dialog.NewCustomWithoutButtons("Bulk edit", f.object(), ws.s.win)
+	cancel := widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), d.Hide)
+	apply := widget.NewButtonWithIcon("Apply", theme.ConfirmIcon(), func() {
+		d.Hide()
+		f.apply()
+	})
+	apply.Importance = widget.HighImportance
+	f.onReady = func(ready bool) {
+		if ready {
+			apply.Enable()
+		} else {
+			apply.Disable()
 		}
-	}, ws.s.win)
-	d.Resize(fyne.NewSize(600, 520))
+	}
+	f.updatePreview()
+	d.SetButtons([]fyne.CanvasObject{cancel, apply})
+	d.Resize(fyne.NewSize(600, 540))
 	d.Show()
 }
 
@@ -283,6 +298,7 @@ func (f *bulkForm) updatePreview() {
 	_, op, err := f.build()
 	if err != nil {
 		f.preview.SetText(capitalise(err.Error()) + ".")
+		f.ready(false)
 		return
 	}
 	ims := f.images()
@@ -299,6 +315,13 @@ func (f *bulkForm) updatePreview() {
 		}
 	}
 	f.preview.SetText(fmt.Sprintf("Changes %s of %s.%s", itoa(changed), plural(len(ims), "image", "images"), example))
+	f.ready(changed > 0)
+}
+
+func (f *bulkForm) ready(ok bool) {
+	if f.onReady != nil {
+		f.onReady(ok)
+	}
 }
 
 // apply runs the operation as one undoable step.

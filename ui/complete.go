@@ -1,11 +1,13 @@
 package ui
 
 import (
+	"image/color"
 	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"lorastudio/tagger"
@@ -29,7 +31,7 @@ type completionEntry struct {
 
 	items  []tagger.TagCount
 	cursor int
-	list   *widget.List
+	list   *suggestList
 	popup  *widget.PopUp
 	// quiet suppresses suggestions while the text is set by a pick.
 	quiet bool
@@ -78,41 +80,30 @@ func (e *completionEntry) show() {
 		return
 	}
 	if e.popup == nil {
-		e.list = widget.NewList(
-			func() int { return len(e.items) },
-			func() fyne.CanvasObject {
-				count := widget.NewLabel("")
-				count.Importance = widget.LowImportance
-				return container.NewHBox(widget.NewLabel(""), layout.NewSpacer(), count)
-			},
-			func(i widget.ListItemID, o fyne.CanvasObject) {
-				row := o.(*fyne.Container)
-				row.Objects[0].(*widget.Label).SetText(e.items[i].Tag)
-				row.Objects[2].(*widget.Label).SetText(itoa(e.items[i].Count))
-			},
-		)
-		e.list.OnSelected = func(i widget.ListItemID) {
-			if i >= 0 && i < len(e.items) {
-				e.pick(e.items[i].Tag)
-			}
-		}
+		e.list = newSuggestList(e)
 		e.popup = widget.NewPopUp(e.list, c)
 	}
 	e.list.UnselectAll()
 	e.list.Refresh()
-	rowH := e.list.MinSize().Height
-	height := min(float32(len(e.items))*(rowH+1), 8*(rowH+1))
+	rowH := suggestRow().MinSize().Height + theme.SeparatorThicknessSize()
+	height := float32(len(e.items))*rowH + 4*theme.Padding()
 	e.popup.Resize(fyne.NewSize(max(e.Size().Width, 240), height))
 	pos := fyne.CurrentApp().Driver().AbsolutePositionForObject(e)
 	e.popup.ShowAtPosition(pos.Add(fyne.NewPos(0, e.Size().Height)))
-	c.Focus(e)
+	// The pop-up is an overlay with its own focus: the list takes the
+	// keys and hands them to the entry.
+	c.Focus(e.list)
 }
 
 func (e *completionEntry) hide() {
 	e.items = nil
 	e.cursor = -1
-	if e.popup != nil {
-		e.popup.Hide()
+	if e.popup == nil || !e.popup.Visible() {
+		return
+	}
+	e.popup.Hide()
+	if c := fyne.CurrentApp().Driver().CanvasForObject(e); c != nil {
+		c.Focus(e)
 	}
 }
 
@@ -133,9 +124,6 @@ func (e *completionEntry) pick(tag string) {
 	e.CursorColumn = len([]rune(e.Text))
 	e.quiet = false
 	e.hide()
-	if c := fyne.CurrentApp().Driver().CanvasForObject(e); c != nil {
-		c.Focus(e)
-	}
 	if e.onPicked != nil {
 		e.onPicked(e.Text)
 	}
@@ -177,3 +165,46 @@ func (e *completionEntry) highlight() {
 	e.list.Select(e.cursor)
 	e.list.OnSelected = sel
 }
+
+// suggestList is the pop-up's list. It holds the keyboard focus while the
+// pop-up is up and passes typing on to the entry.
+type suggestList struct {
+	widget.List
+	entry *completionEntry
+}
+
+func newSuggestList(e *completionEntry) *suggestList {
+	l := &suggestList{entry: e}
+	l.Length = func() int { return len(e.items) }
+	l.CreateItem = func() fyne.CanvasObject { return suggestRow() }
+	l.UpdateItem = func(i widget.ListItemID, o fyne.CanvasObject) {
+		if i >= len(e.items) {
+			return
+		}
+		row := o.(*fyne.Container)
+		row.Objects[0].(*widget.Label).SetText(e.items[i].Tag)
+		row.Objects[1].(*fyne.Container).Objects[0].(*widget.Label).SetText(itoa(e.items[i].Count))
+	}
+	l.OnSelected = func(i widget.ListItemID) {
+		if i >= 0 && i < len(e.items) {
+			e.pick(e.items[i].Tag)
+		}
+	}
+	l.ExtendBaseWidget(l)
+	return l
+}
+
+// suggestRow is one suggestion: the tag, and how many images have it.
+func suggestRow() *fyne.Container {
+	count := widget.NewLabel("")
+	count.Importance = widget.LowImportance
+	name := widget.NewLabel("")
+	name.Truncation = fyne.TextTruncateEllipsis
+	// The gap keeps the count clear of the overlay scroll bar.
+	gap := canvas.NewRectangle(color.Transparent)
+	gap.SetMinSize(fyne.NewSize(theme.ScrollBarSize(), 0))
+	return container.NewBorder(nil, nil, nil, container.NewHBox(count, gap), name)
+}
+
+func (l *suggestList) TypedRune(r rune)          { l.entry.TypedRune(r) }
+func (l *suggestList) TypedKey(k *fyne.KeyEvent) { l.entry.TypedKey(k) }

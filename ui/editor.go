@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	"github.com/disintegration/imaging"
@@ -109,7 +110,7 @@ func (e *tagEditor) object() fyne.CanvasObject {
 	picture := container.NewStack(
 		canvas.NewRectangle(theme.Color(theme.ColorNameInputBackground)),
 		container.NewPadded(e.preview),
-		container.NewCenter(e.noImage),
+		container.NewPadded(container.NewVBox(layout.NewSpacer(), e.noImage, layout.NewSpacer())),
 	)
 
 	addBtn := widget.NewButtonWithIcon("Add", theme.ContentAddIcon(), e.addTyped)

@@ -43,14 +43,15 @@ func (ws *workspace) folderRow(f *dataset.Folder) fyne.CanvasObject {
 	repeats.SetText(strconv.Itoa(f.Repeats))
 	class := widget.NewEntry()
 	class.SetText(f.ClassTokens)
-	class.SetPlaceHolder("class tokens, e.g. sks dog")
+	class.SetPlaceHolder("class tokens")
 
 	apply := widget.NewButton("Rename folder", nil)
 	apply.Importance = widget.HighImportance
 	apply.Disable()
 	changed := func(string) {
 		n, err := strconv.Atoi(strings.TrimSpace(repeats.Text))
-		dirty := err == nil && n >= 1 && (n != f.Repeats || strings.TrimSpace(class.Text) != f.ClassTokens || !f.Kohya)
+		c := strings.TrimSpace(class.Text)
+		dirty := err == nil && n >= 1 && c != "" && (n != f.Repeats || c != f.ClassTokens || !f.Kohya)
 		if dirty && f.Rel != "." {
 			apply.Enable()
 		} else {
@@ -59,6 +60,7 @@ func (ws *workspace) folderRow(f *dataset.Folder) fyne.CanvasObject {
 	}
 	repeats.OnChanged = changed
 	class.OnChanged = changed
+	changed("")
 	apply.OnTapped = func() {
 		n, _ := strconv.Atoi(strings.TrimSpace(repeats.Text))
 		ws.confirmRename(f, n, strings.TrimSpace(class.Text))

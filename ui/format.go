@@ -30,8 +30,11 @@ func plural(n int, one, many string) string {
 	return itoa(n) + " " + many
 }
 
-// seconds formats a duration for a status line: "0.4 s", "12 s".
+// seconds formats a duration for a status line: "40 ms", "2.4 s", "12 s".
 func seconds(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
 	if d < 10*time.Second {
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}

@@ -24,8 +24,16 @@ func (ws *workspace) datasetScreen() fyne.CanvasObject {
 	header := container.NewBorder(nil, nil, title, edit, where)
 
 	grid := ws.newImageGrid(fyne.NewSize(176, 204))
-	side := container.NewVSplit(ws.foldersCard(), ws.summary.problemList())
-	side.SetOffset(0.6)
+	var side fyne.CanvasObject
+	if len(ws.summary.rows) == 0 {
+		ok := widget.NewLabelWithStyle("✓ No problem files: every image is usable.", fyne.TextAlignLeading, fyne.TextStyle{})
+		ok.Importance = widget.SuccessImportance
+		side = container.NewBorder(nil, ok, nil, nil, ws.foldersCard())
+	} else {
+		split := container.NewVSplit(ws.foldersCard(), ws.summary.problemList())
+		split.SetOffset(0.5)
+		side = split
+	}
 	split := container.NewHSplit(grid, container.NewPadded(side))
 	split.SetOffset(0.66)
 	top := container.NewVBox(header, ws.summary.tiles())

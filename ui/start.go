@@ -24,7 +24,6 @@ func (s *Studio) startScreen() fyne.CanvasObject {
 	title.SizeName = theme.SizeNameHeadingText
 	sub := widget.NewLabelWithStyle("Tag a folder of images and train a Stable Diffusion LoRA on your CPU.",
 		fyne.TextAlignCenter, fyne.TextStyle{})
-	sub.Importance = widget.LowImportance
 
 	open := widget.NewButtonWithIcon("Open folder…", theme.FolderOpenIcon(), s.showOpenDialog)
 	open.Importance = widget.HighImportance
@@ -36,7 +35,7 @@ func (s *Studio) startScreen() fyne.CanvasObject {
 
 	head := container.NewVBox(container.NewCenter(logo), title, sub, layout.NewSpacer(), buttons, hint)
 	body := container.NewVBox(head, widget.NewSeparator(), s.recentList())
-	return container.NewCenter(container.NewGridWrap(fyne.NewSize(560, 0), body))
+	return container.NewCenter(container.NewGridWrap(fyne.NewSize(560, body.MinSize().Height), body))
 }
 
 // recentList shows the recent datasets, newest first; a folder that no

@@ -39,14 +39,15 @@ func newSummaryView(ws *workspace) *summaryView {
 	v.steps = newTile("steps per epoch (images × repeats)", nil)
 	v.reso = newTile("smallest – largest", nil)
 	v.untagged = newTile("without tags", func() {
-		ws.setFilter(tagger.Filter{Untagged: true})
 		ws.nav.SelectIndex(1)
+		ws.setFilter(tagger.Filter{Untagged: true})
 	})
 	v.dupes = newTile("exact duplicates", func() {
 		var ims []*dataset.Image
 		for _, g := range ws.ds.Summary().Duplicates {
 			ims = append(ims, g...)
 		}
+		ws.nav.SelectIndex(1)
 		ws.selectImages(ims)
 	})
 	v.title = widget.NewLabelWithStyle("Problems", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -79,8 +80,8 @@ func newSummaryView(ws *workspace) *summaryView {
 	v.problems.OnSelected = func(i widget.ListItemID) {
 		v.problems.UnselectAll()
 		if i < len(v.rows) {
-			ws.selectImages([]*dataset.Image{ws.ds.Images[v.rows[i].image]})
 			ws.nav.SelectIndex(1)
+			ws.selectImages([]*dataset.Image{ws.ds.Images[v.rows[i].image]})
 		}
 	}
 	v.refresh()

@@ -94,8 +94,6 @@ func newTagPanel(ws *workspace) *tagPanel {
 // the rest.
 func (p *tagPanel) object() fyne.CanvasObject {
 	clickLabel := widget.NewLabel("Click a tag to")
-	clickLabel.SizeName = theme.SizeNameCaptionText
-	clickLabel.Importance = widget.LowImportance
 	top := container.NewVBox(
 		container.NewBorder(nil, nil, nil, p.order, p.title),
 		p.search,

@@ -45,6 +45,7 @@ type thumbCell struct {
 	name    *widget.Label
 	count   *widget.Label
 	problem *widget.Icon
+	broken  *widget.Icon
 	dirty   *canvas.Circle
 }
 
@@ -64,6 +65,8 @@ func newThumbCell(size fyne.Size, onTap func(int, fyne.KeyModifier)) *thumbCell 
 	c.count.SizeName = theme.SizeNameCaptionText
 	c.count.Importance = widget.LowImportance
 	c.problem = widget.NewIcon(theme.WarningIcon())
+	c.broken = widget.NewIcon(theme.NewDisabledResource(theme.BrokenImageIcon()))
+	c.broken.Hide()
 	c.dirty = canvas.NewCircle(theme.Color(theme.ColorNameWarning))
 	c.ExtendBaseWidget(c)
 	return c
@@ -72,7 +75,7 @@ func newThumbCell(size fyne.Size, onTap func(int, fyne.KeyModifier)) *thumbCell 
 func (c *thumbCell) CreateRenderer() fyne.WidgetRenderer {
 	dot := container.NewGridWrap(fyne.NewSquareSize(10), c.dirty)
 	badges := container.NewHBox(layout.NewSpacer(), container.NewCenter(dot), c.problem)
-	picture := container.NewStack(c.holder, container.NewPadded(c.pic), container.NewVBox(badges))
+	picture := container.NewStack(c.holder, container.NewPadded(c.pic), container.NewCenter(c.broken), container.NewVBox(badges))
 	caption := container.NewBorder(nil, nil, nil, c.count, c.name)
 	body := container.NewBorder(nil, caption, nil, nil, picture)
 	return widget.NewSimpleRenderer(container.NewStack(c.frame, container.NewPadded(body)))
@@ -98,6 +101,11 @@ func (c *thumbCell) set(id int, st thumbState) {
 	if st.img != c.pic.Image {
 		c.pic.Image = st.img
 		c.pic.Refresh()
+	}
+	if st.failed && st.img == nil {
+		c.broken.Show()
+	} else {
+		c.broken.Hide()
 	}
 	switch {
 	case st.failed:
