@@ -271,7 +271,7 @@ func TestAttentionBackward(t *testing.T) {
 				return a.Forward(s, x, ctx)
 			},
 			grads: func(s *Scratch, dy *nn.Tensor) []*nn.Tensor {
-				dx, dctx := a.Backward(s, dy, cross)
+				dx, dctx := a.Backward(s, dy, true, cross)
 				var g []*nn.Tensor
 				for _, ad := range adapters {
 					g = append(g, ad.GradDown, ad.GradUp)
@@ -314,7 +314,7 @@ func TestTransformerBackward(t *testing.T) {
 			return st.Forward(s, x, ctx)
 		},
 		grads: func(s *Scratch, dy *nn.Tensor) []*nn.Tensor {
-			dx, dctx := st.Backward(s, dy, true)
+			dx, dctx := st.Backward(s, dy, true, true)
 			var g []*nn.Tensor
 			for _, ad := range adapters {
 				g = append(g, ad.GradDown, ad.GradUp)
@@ -355,4 +355,38 @@ func TestUNetBackwardContext(t *testing.T) {
 			return []*nn.Tensor{dctx}
 		},
 	})
+}
+
+// Without an input gradient the transformer skips everything below its
+// lowest adapter; the adapter gradients must not change.
+func TestTransformerBackwardStopsEarly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 17))
+	st := NewSpatialTransformer(32, 12, 8)
+	bindRandom(t, 9, st)
+	blk := st.Blocks[0]
+	var adapters []*Adapter
+	for _, l := range []*Linear{blk.Attn2.ToQ, blk.Attn2.ToK, blk.Attn2.ToV, blk.Attn2.ToOut} {
+		adapters = append(adapters, randomAdapter(t, rng, l, 2))
+	}
+	x := randTensor(rng, 1, 2, 32, 3, 4)
+	ctx := randTensor(rng, 1, 2, 5, 12)
+	dy := randTensor(rng, 1, x.Shape...)
+	var s Scratch
+	grads := func(wantDX bool) []float32 {
+		st.ForwardTrain(&s, x, ctx)
+		dx, dctx := st.Backward(&s, dy, wantDX, false)
+		if (dx != nil) != wantDX || dctx != nil {
+			t.Errorf("wantDX %v: dx %v, dctx %v", wantDX, dx, dctx)
+		}
+		var all []float32
+		for _, a := range adapters {
+			all = append(all, a.GradDown.Data...)
+			all = append(all, a.GradUp.Data...)
+		}
+		return all
+	}
+	full := grads(true)
+	if d := maxAbsDiff(grads(false), full); d > 1e-6 {
+		t.Errorf("adapter gradients differ by %.3g without the input gradient", d)
+	}
 }

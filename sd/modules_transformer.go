@@ -101,9 +101,16 @@ func (a *Attention) ForwardTrain(s *Scratch, x, ctx *nn.Tensor) *nn.Tensor {
 	return a.ToOut.Forward(s, o)
 }
 
-// Backward returns the gradient for x and, when wantCtx (cross-attention
-// only), for the context; it writes the trainable adapters' gradients.
-func (a *Attention) Backward(s *Scratch, dy *nn.Tensor, wantCtx bool) (dx, dctx *nn.Tensor) {
+// trainable reports whether any of the attention's layers has a trainable
+// adapter.
+func (a *Attention) trainable() bool {
+	return a.ToQ.trainable() || a.ToK.trainable() || a.ToV.trainable() || a.ToOut.trainable()
+}
+
+// Backward writes the trainable adapters' gradients and returns the
+// gradient for x when wantDX and, for cross-attention with wantCtx, for the
+// context (otherwise nil).
+func (a *Attention) Backward(s *Scratch, dy *nn.Tensor, wantDX, wantCtx bool) (dx, dctx *nn.Tensor) {
 	sv := &a.saved
 	b, tq, tk := sv.xShape[0], sv.xShape[1], sv.ctxShape[1]
 	dim := a.ToQ.Out
@@ -124,22 +131,23 @@ func (a *Attention) Backward(s *Scratch, dy *nn.Tensor, wantCtx bool) (dx, dctx 
 	dq, dk, dv := s.Tensor(q.Shape...), s.Tensor(k.Shape...), s.Tensor(v.Shape...)
 	nn.AttentionBackward(&s.WS, dq.Data, dk.Data, dv.Data, do.Data, q.Data, k.Data, v.Data, o.Data, lse, a.params(b, tq, tk))
 	s.Release(do)
-	dx = a.ToQ.Backward(s, dq, x, true)
+	dx = a.ToQ.Backward(s, dq, x, wantDX)
 	s.Release(dq)
 	if a.Cross {
-		src := ctx
-		dctx = a.ToK.Backward(s, dk, src, wantCtx)
-		dcv := a.ToV.Backward(s, dv, src, wantCtx)
+		dctx = a.ToK.Backward(s, dk, ctx, wantCtx)
+		dcv := a.ToV.Backward(s, dv, ctx, wantCtx)
 		if wantCtx {
 			nn.AddInPlace(dctx.Data, dcv.Data)
 			s.Release(dcv)
 		}
 	} else {
-		dxk := a.ToK.Backward(s, dk, x, true)
-		dxv := a.ToV.Backward(s, dv, x, true)
-		nn.AddInPlace(dx.Data, dxk.Data)
-		nn.AddInPlace(dx.Data, dxv.Data)
-		s.Release(dxk, dxv)
+		dxk := a.ToK.Backward(s, dk, x, wantDX)
+		dxv := a.ToV.Backward(s, dv, x, wantDX)
+		if wantDX {
+			nn.AddInPlace(dx.Data, dxk.Data)
+			nn.AddInPlace(dx.Data, dxv.Data)
+			s.Release(dxk, dxv)
+		}
 	}
 	s.Release(dk, dv)
 	return dx, dctx
@@ -245,8 +253,18 @@ func (t *BasicTransformerBlock) ForwardTrain(s *Scratch, x, ctx *nn.Tensor) *nn.
 	return y
 }
 
-// Backward returns the gradients for x and, when wantCtx, for the context.
-func (t *BasicTransformerBlock) Backward(s *Scratch, dy *nn.Tensor, wantCtx bool) (dx, dctx *nn.Tensor) {
+// trainable reports whether any layer of the block has a trainable adapter.
+func (t *BasicTransformerBlock) trainable() bool {
+	return t.Attn1.trainable() || t.Attn2.trainable() || t.FFProj.trainable() || t.FFOut.trainable()
+}
+
+// Backward writes the trainable adapters' gradients and returns the
+// gradients for x (when wantDX) and for the context (when wantCtx). It stops
+// as early as it can: with adapters on attn2 only and no input gradient
+// wanted, the self-attention's backward (the costliest part) is skipped.
+func (t *BasicTransformerBlock) Backward(s *Scratch, dy *nn.Tensor, wantDX, wantCtx bool) (dx, dctx *nn.Tensor) {
+	need1 := wantDX || t.Attn1.trainable() // the gradient at x1 is needed
+	need2 := need1 || wantCtx || t.Attn2.trainable()
 	numel := nn.Numel(t.shape)
 	rows, inner := numel/t.FFOut.Out, t.FFOut.In
 	x0 := nn.FromData(t.x0.Floats(numel), t.shape...)
@@ -265,19 +283,30 @@ func (t *BasicTransformerBlock) Backward(s *Scratch, dy *nn.Tensor, wantCtx bool
 	dg := s.Tensor(rows, 2*inner)
 	nn.GEGLUBackward(dg.Data, dgg.Data, g.Data, rows, inner)
 	s.Release(dgg)
-	dn := t.FFProj.Backward(s, dg, n3, true)
+	dn := t.FFProj.Backward(s, dg, n3, need2)
 	s.Release(dg)
+	if !need2 {
+		return nil, nil
+	}
 	dx2 := t.Norm3.Backward(s, dn, x2)
 	s.Release(dn)
 	nn.AddInPlace(dx2.Data, dy.Data)
 
-	dn, dctx = t.Attn2.Backward(s, dx2, wantCtx)
+	dn, dctx = t.Attn2.Backward(s, dx2, need1, wantCtx)
+	if !need1 {
+		s.Release(dx2)
+		return nil, dctx
+	}
 	dx1 := t.Norm2.Backward(s, dn, x1)
 	s.Release(dn)
 	nn.AddInPlace(dx1.Data, dx2.Data)
 	s.Release(dx2)
 
-	dn, _ = t.Attn1.Backward(s, dx1, false)
+	dn, _ = t.Attn1.Backward(s, dx1, wantDX, false)
+	if !wantDX {
+		s.Release(dx1)
+		return nil, dctx
+	}
 	dx = t.Norm1.Backward(s, dn, x0)
 	s.Release(dn)
 	nn.AddInPlace(dx.Data, dx1.Data)
@@ -376,8 +405,23 @@ func keepRelease(s *Scratch, w *nn.Workspace, t *nn.Tensor) *nn.Tensor {
 	return k
 }
 
-// Backward returns the gradients for x and, when wantCtx, for the context.
-func (st *SpatialTransformer) Backward(s *Scratch, dy *nn.Tensor, wantCtx bool) (dx, dctx *nn.Tensor) {
+// trainable reports whether any layer of the transformer has a trainable
+// adapter.
+func (st *SpatialTransformer) trainable() bool {
+	if st.ProjIn.trainable() || st.ProjOut.trainable() {
+		return true
+	}
+	for _, b := range st.Blocks {
+		if b.trainable() {
+			return true
+		}
+	}
+	return false
+}
+
+// Backward writes the trainable adapters' gradients and returns the
+// gradients for x (when wantDX) and for the context (when wantCtx).
+func (st *SpatialTransformer) Backward(s *Scratch, dy *nn.Tensor, wantDX, wantCtx bool) (dx, dctx *nn.Tensor) {
 	b, c, hw := st.shape[0], st.shape[1], st.shape[2]*st.shape[3]
 	xk := nn.FromData(st.x.Floats(len(dy.Data)), st.shape...)
 	var tin, tout *nn.Tensor
@@ -387,25 +431,36 @@ func (st *SpatialTransformer) Backward(s *Scratch, dy *nn.Tensor, wantCtx bool) 
 	if st.ProjOut.trainable() {
 		tout = nn.FromData(st.tout.Floats(len(dy.Data)), b, hw, c)
 	}
+	// below[i]: a gradient is wanted below block i (its input).
+	below := make([]bool, len(st.Blocks))
+	acc := wantDX || st.ProjIn.trainable()
+	for i, blk := range st.Blocks {
+		below[i] = acc
+		acc = acc || blk.trainable()
+	}
 	dt := s.Tensor(b, hw, c)
 	nn.ToTokens(dt.Data, dy.Data, b, c, hw)
 	dh := st.ProjOut.Backward(s, dt, tout, true)
 	s.Release(dt)
-	for i := len(st.Blocks) - 1; i >= 0; i-- {
-		d, dc := st.Blocks[i].Backward(s, dh, wantCtx)
+	for i := len(st.Blocks) - 1; i >= 0 && dh != nil; i-- {
+		d, dc := st.Blocks[i].Backward(s, dh, below[i], wantCtx)
 		s.Release(dh)
 		dh = d
-		if dc != nil {
-			if dctx == nil {
-				dctx = dc
-			} else {
-				nn.AddInPlace(dctx.Data, dc.Data)
-				s.Release(dc)
-			}
+		if dc != nil && dctx != nil {
+			nn.AddInPlace(dctx.Data, dc.Data)
+			s.Release(dc)
+		} else if dc != nil {
+			dctx = dc
 		}
 	}
-	dt = st.ProjIn.Backward(s, dh, tin, true)
+	if dh == nil {
+		return nil, dctx
+	}
+	dt = st.ProjIn.Backward(s, dh, tin, wantDX)
 	s.Release(dh)
+	if !wantDX {
+		return nil, dctx
+	}
 	dn := s.Tensor(st.shape...)
 	nn.FromTokens(dn.Data, dt.Data, b, c, hw)
 	s.Release(dt)

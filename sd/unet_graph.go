@@ -204,12 +204,13 @@ func (n *stepNode) Backward(dy *nn.Tensor, need []bool) ([]*nn.Tensor, error) {
 	if n.tembAt > 0 && need[n.tembAt] {
 		return nil, errors.New("the time embedding is frozen: it has no gradient")
 	}
-	if n.st.in < 0 && !need[0] {
+	s := &n.u.scratch
+	wantDX := need[0] || (n.st.skip >= 0 && need[1])
+	wantCtx := n.ctxAt > 0 && need[n.ctxAt]
+	if !wantDX && !wantCtx && len(n.adapters) == 0 {
 		return grads, nil
 	}
-	s := &n.u.scratch
-	wantCtx := n.ctxAt > 0 && need[n.ctxAt]
-	dx, dskip, dctx := backwardStep(s, n.st, n.skipC, dy, wantCtx)
+	dx, dskip, dctx := backwardStep(s, n.st, n.skipC, dy, wantDX, wantCtx)
 	if need[0] {
 		grads[0] = keep(&n.dx, dx)
 	}

@@ -16,9 +16,11 @@ import (
 type block interface {
 	// forward maps x under the conditioning; train keeps what backward needs.
 	forward(s *Scratch, x *nn.Tensor, c cond, train bool) *nn.Tensor
-	// backward returns the gradient for x (and for the context when wantCtx
-	// and the block reads it) after a training forward.
-	backward(s *Scratch, dy *nn.Tensor, wantCtx bool) (dx, dctx *nn.Tensor)
+	// backward writes the gradients of the block's trainable adapters after
+	// a training forward and returns the gradient for x when wantDX (blocks
+	// without adapters are only asked when it is) and for the context when
+	// wantCtx and the block reads it.
+	backward(s *Scratch, dy *nn.Tensor, wantDX, wantCtx bool) (dx, dctx *nn.Tensor)
 	// module is the module tree the step runs (for Walk).
 	module() any
 }
@@ -46,7 +48,7 @@ func (r resStep) forward(s *Scratch, x *nn.Tensor, c cond, train bool) *nn.Tenso
 	return r.Forward(s, x, c.temb)
 }
 
-func (r resStep) backward(s *Scratch, dy *nn.Tensor, _ bool) (*nn.Tensor, *nn.Tensor) {
+func (r resStep) backward(s *Scratch, dy *nn.Tensor, _, _ bool) (*nn.Tensor, *nn.Tensor) {
 	return r.Backward(s, dy), nil
 }
 
@@ -63,8 +65,8 @@ func (a attnStep) forward(s *Scratch, x *nn.Tensor, c cond, train bool) *nn.Tens
 	return a.Forward(s, x, c.ctx)
 }
 
-func (a attnStep) backward(s *Scratch, dy *nn.Tensor, wantCtx bool) (*nn.Tensor, *nn.Tensor) {
-	return a.Backward(s, dy, wantCtx)
+func (a attnStep) backward(s *Scratch, dy *nn.Tensor, wantDX, wantCtx bool) (*nn.Tensor, *nn.Tensor) {
+	return a.Backward(s, dy, wantDX, wantCtx)
 }
 
 type downStep struct{ *Downsample }
@@ -76,7 +78,7 @@ func (d downStep) forward(s *Scratch, x *nn.Tensor, _ cond, train bool) *nn.Tens
 	return d.Forward(s, x)
 }
 
-func (d downStep) backward(s *Scratch, dy *nn.Tensor, _ bool) (*nn.Tensor, *nn.Tensor) {
+func (d downStep) backward(s *Scratch, dy *nn.Tensor, _, _ bool) (*nn.Tensor, *nn.Tensor) {
 	return d.Backward(s, dy), nil
 }
 
@@ -93,7 +95,7 @@ func (u upStep) forward(s *Scratch, x *nn.Tensor, _ cond, train bool) *nn.Tensor
 	return u.Forward(s, x)
 }
 
-func (u upStep) backward(s *Scratch, dy *nn.Tensor, _ bool) (*nn.Tensor, *nn.Tensor) {
+func (u upStep) backward(s *Scratch, dy *nn.Tensor, _, _ bool) (*nn.Tensor, *nn.Tensor) {
 	return u.Backward(s, dy), nil
 }
 
@@ -112,7 +114,7 @@ func (c convStep) forward(s *Scratch, x *nn.Tensor, _ cond, train bool) *nn.Tens
 
 func (c convStep) module() any { return c.conv }
 
-func (c convStep) backward(s *Scratch, dy *nn.Tensor, _ bool) (*nn.Tensor, *nn.Tensor) {
+func (c convStep) backward(s *Scratch, dy *nn.Tensor, _, _ bool) (*nn.Tensor, *nn.Tensor) {
 	return c.conv.BackwardInput(s, dy, *c.h, *c.w), nil
 }
 
@@ -139,7 +141,7 @@ func (o headStep) forward(s *Scratch, x *nn.Tensor, _ cond, train bool) *nn.Tens
 
 func (o headStep) module() any { return o.conv }
 
-func (o headStep) backward(s *Scratch, dy *nn.Tensor, _ bool) (*nn.Tensor, *nn.Tensor) {
+func (o headStep) backward(s *Scratch, dy *nn.Tensor, _, _ bool) (*nn.Tensor, *nn.Tensor) {
 	sh := *o.sh
 	d := o.conv.BackwardInput(s, dy, sh[2], sh[3])
 	dx := o.norm.Backward(s, d, nn.FromData(o.x.Floats(nn.Numel(sh)), sh...))
@@ -231,11 +233,12 @@ func forwardStep(s *Scratch, st *step, x, skip *nn.Tensor, c cond, train bool) *
 	return y
 }
 
-// backwardStep returns the gradients for step st's input, its skip input
-// (nil without one) and, with wantCtx, the context (nil if it reads none).
-func backwardStep(s *Scratch, st *step, skipC int, dy *nn.Tensor, wantCtx bool) (dx, dskip, dctx *nn.Tensor) {
-	dx, dctx = st.blk.backward(s, dy, wantCtx)
-	if st.skip < 0 {
+// backwardStep writes the step's adapter gradients and returns the
+// gradients for its input and skip input (nil without one) when wantDX and,
+// with wantCtx, for the context (nil if it reads none).
+func backwardStep(s *Scratch, st *step, skipC int, dy *nn.Tensor, wantDX, wantCtx bool) (dx, dskip, dctx *nn.Tensor) {
+	dx, dctx = st.blk.backward(s, dy, wantDX, wantCtx)
+	if st.skip < 0 || dx == nil {
 		return dx, nil, dctx
 	}
 	b, h, w := dx.Shape[0], dx.Shape[2], dx.Shape[3]
@@ -244,6 +247,24 @@ func backwardStep(s *Scratch, st *step, skipC int, dy *nn.Tensor, wantCtx bool) 
 	nn.SplitChannels(da.Data, db.Data, dx.Data, b, ca, skipC, h*w)
 	s.Release(dx)
 	return da, db, dctx
+}
+
+// trainable reports whether a step holds trainable adapters.
+func (st *step) trainable() bool {
+	found := false
+	_ = Walk("", st.blk.module(), func(_ string, m any) error {
+		if l, ok := m.(*Linear); ok && l.trainable() {
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+// readsCtx reports whether a step reads the text context.
+func (st *step) readsCtx() bool {
+	_, ok := st.blk.(attnStep)
+	return ok
 }
 
 // run executes the plan; intermediate outputs go back to the pool after
@@ -290,18 +311,26 @@ func (u *UNet) backward(s *Scratch, gradOut *nn.Tensor, wantCtx bool) *nn.Tensor
 		nn.AddInPlace(grads[i].Data, g.Data)
 		s.Release(g)
 	}
+	// needs[i]: the gradient of step i's output is needed, because the step
+	// or one before it has trainable adapters (or reads a wanted context).
+	needs := make([]bool, n)
+	for i := range u.steps {
+		st := &u.steps[i]
+		needs[i] = st.trainable() || (wantCtx && st.readsCtx()) || u.inputNeeds(needs, st)
+	}
 	for i := n - 1; i >= 0; i-- {
 		st := &u.steps[i]
 		dy := grads[i]
 		grads[i] = nil
-		// conv_in reads the latents, which need no gradient.
-		if st.in >= 0 {
+		if dy != nil && needs[i] {
 			skipC := 0
 			if st.skip >= 0 {
 				skipC = u.steps[st.skip].outC
 			}
-			dx, dskip, dc := backwardStep(s, st, skipC, dy, wantCtx)
-			add(st.in, dx)
+			dx, dskip, dc := backwardStep(s, st, skipC, dy, u.inputNeeds(needs, st), wantCtx)
+			if st.in >= 0 {
+				add(st.in, dx)
+			}
 			if st.skip >= 0 {
 				add(st.skip, dskip)
 			}
@@ -317,4 +346,9 @@ func (u *UNet) backward(s *Scratch, gradOut *nn.Tensor, wantCtx bool) *nn.Tensor
 		}
 	}
 	return dctx
+}
+
+// inputNeeds reports whether a gradient is needed at step st's inputs.
+func (u *UNet) inputNeeds(needs []bool, st *step) bool {
+	return (st.in >= 0 && needs[st.in]) || (st.skip >= 0 && needs[st.skip])
 }
