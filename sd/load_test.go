@@ -567,3 +567,34 @@ func TestRandomWeights(t *testing.T) {
 		t.Error("zero dimension accepted")
 	}
 }
+
+// TestLoadUNetMatchesDiffusers runs the UNet loaded through Open from every
+// layout, the 4-level SD 1.5-shaped UNet-only file included, against
+// diffusers' outputs.
+func TestLoadUNetMatchesDiffusers(t *testing.T) {
+	g := fixture(t, "golden_unet.safetensors")
+	latents := fixtureTensor(t, g, "latents")
+	ctx := fixtureTensor(t, g, "encoder_hidden_states")
+	var ts []float32
+	for _, v := range fixtureInts(t, g, "timesteps") {
+		ts = append(ts, float32(v))
+	}
+	cases := []struct{ name, path, want string }{{"sd15like unet-only fp16", "testdata/sd15like_unet_ldm.fp16.safetensors", "out_sd15like"}}
+	for _, fx := range checkpointFixtures {
+		cases = append(cases, struct{ name, path, want string }{fx.name, fx.path, "out_tiny"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := openCheckpoint(t, tc.path, PartUNet)
+			u, err := LoadUNet(c.UNet, c.Config.UNet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := u.Forward(latents, ts, ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkClose(t, tc.want, out, fixtureTensor(t, g, tc.want), 1e-4)
+		})
+	}
+}
