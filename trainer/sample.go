@@ -1,0 +1,246 @@
+package trainer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"lorastudio/sd"
+)
+
+// samplePrompt is one line of a sample prompts file, as sd-scripts'
+// line_to_prompt_dict reads it: the prompt, then flags --n (negative
+// prompt), --w and --h (size), --s (steps), --l (CFG scale), --d (seed)
+// and --ss (sampler). Other flags are ignored, as in sd-scripts.
+type samplePrompt struct {
+	Prompt, Negative string
+	Width, Height    int
+	Steps            int
+	Scale            float64
+	Seed             int64
+	HasSeed          bool
+	Sampler          string
+}
+
+// sd-scripts' defaults for a prompt without flags.
+const (
+	sampleSize  = 512
+	sampleSteps = 30
+	sampleScale = 7.5
+)
+
+var promptFlags = []struct {
+	re  *regexp.Regexp
+	set func(p *samplePrompt, v string) error
+}{
+	{regexp.MustCompile(`(?i)^w (\d+)`), func(p *samplePrompt, v string) (err error) { p.Width, err = strconv.Atoi(v); return }},
+	{regexp.MustCompile(`(?i)^h (\d+)`), func(p *samplePrompt, v string) (err error) { p.Height, err = strconv.Atoi(v); return }},
+	{regexp.MustCompile(`(?i)^d (\d+)`), func(p *samplePrompt, v string) (err error) {
+		p.Seed, err = strconv.ParseInt(v, 10, 64)
+		p.HasSeed = err == nil
+		return
+	}},
+	{regexp.MustCompile(`(?i)^s (\d+)`), func(p *samplePrompt, v string) error {
+		n, err := strconv.Atoi(v)
+		p.Steps = max(1, min(1000, n))
+		return err
+	}},
+	{regexp.MustCompile(`(?i)^l ([\d.]+)`), func(p *samplePrompt, v string) (err error) { p.Scale, err = strconv.ParseFloat(v, 64); return }},
+	{regexp.MustCompile(`(?i)^n (.+)`), func(p *samplePrompt, v string) error { p.Negative = v; return nil }},
+	{regexp.MustCompile(`(?i)^ss (.+)`), func(p *samplePrompt, v string) error {
+		s, err := ParseSampler(v)
+		p.Sampler = s
+		return err
+	}},
+}
+
+// parsePromptLine reads one prompt line.
+func parsePromptLine(line string) (samplePrompt, error) {
+	parts := strings.Split(line, " --")
+	p := samplePrompt{Prompt: strings.TrimSpace(parts[0]), Width: sampleSize, Height: sampleSize, Steps: sampleSteps, Scale: sampleScale}
+	for _, arg := range parts[1:] {
+		for _, f := range promptFlags {
+			if m := f.re.FindStringSubmatch(arg); m != nil {
+				if err := f.set(&p, strings.TrimSpace(m[1])); err != nil {
+					return p, fmt.Errorf("--%s: %w", strings.TrimSpace(arg), err)
+				}
+				break
+			}
+		}
+	}
+	return p, nil
+}
+
+// readSamplePrompts reads a prompts file: one prompt per line, blank lines
+// and lines starting with # skipped.
+func readSamplePrompts(path string) ([]samplePrompt, error) {
+	if ext := strings.ToLower(filepath.Ext(path)); ext == ".toml" || ext == ".json" {
+		return nil, fmt.Errorf("%s: only text prompt files are supported (one prompt per line with --w --h --s --l --d --n flags)", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%s is not UTF-8 text", path)
+	}
+	var out []samplePrompt
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		p, err := parsePromptLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, n, err)
+		}
+		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no prompts", path)
+	}
+	return out, nil
+}
+
+// sampleDue applies sd-scripts' rule: with sample_every_n_epochs, at the
+// end of every n-th epoch (sample_every_n_steps is then ignored); else
+// every sample_every_n_steps steps.
+func (j *job) sampleDue(epochEnd bool, epoch int) bool {
+	if len(j.prompts) == 0 {
+		return false
+	}
+	if n := j.cfg.SampleEveryNEpochs; n > 0 {
+		return epochEnd && epoch%n == 0
+	}
+	n := j.cfg.SampleEveryNSteps
+	return n > 0 && j.step%n == 0
+}
+
+// sample renders every prompt with the LoRA being trained applied, into
+// output_dir/sample with sd-scripts' file names, each PNG carrying an
+// AUTOMATIC1111-style parameters text.
+func (j *job) sample(ctx context.Context, byEpoch bool, epoch int) error {
+	dir := filepath.Join(j.cfg.OutputDir, "sample")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("samples: %w", err)
+	}
+	defer j.model.VAE.ReleaseMemory()
+	unit := j.model.Config.VAE.Factor() << (len(j.model.Config.UNet.Channels) - 1)
+	defSampler, err := ParseSampler(j.cfg.SampleSampler)
+	if err != nil {
+		return err
+	}
+	suffix := fmt.Sprintf("%06d", j.step)
+	if byEpoch && j.cfg.SampleEveryNEpochs > 0 {
+		suffix = fmt.Sprintf("e%06d", epoch)
+	}
+	for i, p := range j.prompts {
+		seed := j.cfg.Seed + int64(i)
+		if p.HasSeed {
+			seed = p.Seed
+		}
+		o := sd.GenerateOptions{
+			Prompt: p.Prompt, NegativePrompt: p.Negative,
+			Width: max(unit, p.Width/unit*unit), Height: max(unit, p.Height/unit*unit),
+			Steps: p.Steps, CFGScale: float32(p.Scale), Sampler: defSampler, Seed: uint64(seed), ClipSkip: j.cfg.ClipSkip,
+		}
+		if p.Sampler != "" {
+			o.Sampler = p.Sampler
+		}
+		img, err := j.model.Txt2Img(ctx, o, nil)
+		if err != nil {
+			return fmt.Errorf("sample %q: %w", p.Prompt, err)
+		}
+		name := fmt.Sprintf("%s_%s_%02d_%s_%d.png", j.cfg.OutputName, suffix, i, time.Now().Format("20060102150405"), seed)
+		path := filepath.Join(dir, name)
+		if err := writePNG(path, img, j.parameters(o)); err != nil {
+			return fmt.Errorf("sample: %w", err)
+		}
+		j.emit(Sample{Path: path, Prompt: p.Prompt, Step: j.step, Epoch: epoch})
+	}
+	return nil
+}
+
+// a1111Samplers are AUTOMATIC1111's names of the samplers.
+var a1111Samplers = map[string]string{"euler_a": "Euler a", "euler": "Euler", "ddim": "DDIM"}
+
+// parameters is the generation info AUTOMATIC1111 writes into a PNG's
+// "parameters" text, so a sample dropped on its PNG Info tab shows (and
+// can recreate) how it was made. The prompt carries the LoRA's tag.
+func (j *job) parameters(o sd.GenerateOptions) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimSpace(o.Prompt + " <lora:" + j.cfg.OutputName + ":1>"))
+	if o.NegativePrompt != "" {
+		b.WriteString("\nNegative prompt: " + o.NegativePrompt)
+	}
+	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, CFG scale: %s, Seed: %d, Size: %dx%d",
+		o.Steps, a1111Samplers[o.Sampler], strconv.FormatFloat(float64(o.CFGScale), 'g', -1, 32), o.Seed, o.Width, o.Height)
+	if h := j.info.ModelSHA256; h != "" {
+		fmt.Fprintf(&b, ", Model hash: %s", h[:10])
+	}
+	fmt.Fprintf(&b, ", Model: %s", strings.TrimSuffix(modelName(j.cfg.PretrainedModel), filepath.Ext(j.cfg.PretrainedModel)))
+	if o.ClipSkip > 1 {
+		fmt.Fprintf(&b, ", Clip skip: %d", o.ClipSkip)
+	}
+	b.WriteString(", Version: LoRA Studio")
+	return b.String()
+}
+
+// writePNG saves img as a PNG whose "parameters" text chunk holds params
+// (tEXt when it is Latin-1, else iTXt, as PIL writes it), atomically.
+func writePNG(path string, img image.Image, params string) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return err
+	}
+	data := buf.Bytes()
+	// The signature (8 bytes) and IHDR (25) come first; text chunks may
+	// follow IHDR anywhere before IEND.
+	const afterIHDR = 8 + 25
+	if len(data) < afterIHDR || string(data[12:16]) != "IHDR" {
+		return fmt.Errorf("png encoder wrote no IHDR")
+	}
+	out := make([]byte, 0, len(data)+len(params)+64)
+	out = append(out, data[:afterIHDR]...)
+	out = append(out, textChunk("parameters", params)...)
+	out = append(out, data[afterIHDR:]...)
+	return writeFileAtomic(path, out)
+}
+
+// textChunk is a PNG tEXt chunk (keyword, NUL, Latin-1 text), or an
+// uncompressed iTXt chunk (UTF-8) when the text is not Latin-1.
+func textChunk(keyword, text string) []byte {
+	latin1 := make([]byte, 0, len(text))
+	for _, r := range text {
+		if r > 0xff {
+			latin1 = nil
+			break
+		}
+		latin1 = append(latin1, byte(r))
+	}
+	typ, body := "tEXt", append([]byte(keyword+"\x00"), latin1...)
+	if latin1 == nil && text != "" {
+		typ, body = "iTXt", append([]byte(keyword+"\x00\x00\x00\x00\x00"), text...)
+	}
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	chunk = append(chunk, typ...)
+	chunk = append(chunk, body...)
+	return binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+}
