@@ -19,7 +19,7 @@ import (
 // the UI goroutine is queued and run by pump on the test goroutine, so
 // tests stay deterministic and free of data races.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	s   *Studio
 	win fyne.Window
 
@@ -27,7 +27,7 @@ type harness struct {
 	queue []func()
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	a := test.NewTempApp(t)
 	h := &harness{t: t}
@@ -122,7 +122,7 @@ func writeDataset(t *testing.T) string {
 	return root
 }
 
-func writePNG(t *testing.T, path string, w, h int, c color.Color) {
+func writePNG(t testing.TB, path string, w, h int, c color.Color) {
 	t.Helper()
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := range h {
@@ -147,7 +147,7 @@ func writePNG(t *testing.T, path string, w, h int, c color.Color) {
 	}
 }
 
-func writeFile(t *testing.T, path, text string) {
+func writeFile(t testing.TB, path, text string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
