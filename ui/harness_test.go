@@ -13,6 +13,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 )
 
 // harness runs a Studio in a fyne/test window. Work the studio hands to
@@ -196,4 +197,21 @@ func (h *harness) waitFile(path, want string) {
 		b, err := os.ReadFile(path)
 		return err == nil && string(b) == want
 	})
+}
+
+// tapDialogButton taps the button labelled text in the top overlay (the
+// dialog on show).
+func (h *harness) tapDialogButton(text string) {
+	h.t.Helper()
+	top := h.win.Canvas().Overlays().Top()
+	if top == nil {
+		h.t.Fatalf("no dialog to tap %q in", text)
+	}
+	for _, o := range test.LaidOutObjects(top) {
+		if b, ok := o.(*widget.Button); ok && b.Text == text && !b.Disabled() {
+			test.Tap(b)
+			return
+		}
+	}
+	h.t.Fatalf("no enabled %q button in the dialog", text)
 }
