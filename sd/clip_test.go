@@ -91,3 +91,19 @@ func TestCLIPLinearNames(t *testing.T) {
 		t.Errorf("%d linears, first %q last %q", len(names), names[0], names[len(names)-1])
 	}
 }
+
+// BenchmarkCLIPEncode encodes one prompt with the full-size (ViT-L/14)
+// text encoder, random weights.
+func BenchmarkCLIPEncode(b *testing.B) {
+	m, err := LoadCLIPTextModel(RandomWeights(1), SD15CLIPConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := tokenizer(b)
+	prompt := "a photo of sks dog sitting on a beach at sunset, highly detailed, masterpiece"
+	for b.Loop() {
+		if _, err := m.Forward(tok.Encode(prompt), 1, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

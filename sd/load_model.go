@@ -10,7 +10,7 @@ import (
 // Model is a complete SD 1.x model in memory: tokenizer, text encoder, VAE
 // and UNet, all weights float32. One Model serves generation and training.
 type Model struct {
-	Name      string // the checkpoint's file or folder name, or "demo"
+	Name      string // the checkpoint's file or folder name, or "random seed N"
 	Path      string // empty for a model made from a seed
 	Config    ModelConfig
 	Tokenizer *Tokenizer
@@ -45,7 +45,7 @@ func NewRandomModel(cfg ModelConfig, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("random model: %w", err)
 	}
-	m.Name = "demo"
+	m.Name = fmt.Sprintf("random seed %d", seed)
 	return m, nil
 }
 

@@ -2,6 +2,7 @@ package sd
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"lorastudio/nn"
@@ -78,6 +79,36 @@ func TestVAEErrors(t *testing.T) {
 	for _, x := range out.Data {
 		if math.IsNaN(float64(x)) {
 			t.Fatal("NaN in decoder output")
+		}
+	}
+}
+
+// BenchmarkVAEEncode512 encodes one 512x512 image with the full-size VAE
+// (random weights), the cost of caching one training latent.
+func BenchmarkVAEEncode512(b *testing.B) {
+	v, err := LoadVAE(RandomWeights(1), SD15VAEConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := Noise(rand.New(rand.NewPCG(1, 2)), 1, 3, 512, 512)
+	for b.Loop() {
+		if _, err := v.Encode(img, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVAEDecode512 decodes one 64x64 latent to a 512x512 image, the
+// last step of every generated image.
+func BenchmarkVAEDecode512(b *testing.B) {
+	v, err := LoadVAE(RandomWeights(1), SD15VAEConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	z := Noise(rand.New(rand.NewPCG(1, 2)), 1, 4, 64, 64)
+	for b.Loop() {
+		if _, err := v.Decode(z); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
