@@ -42,7 +42,7 @@ const (
 // runState is the metadata of a resume state.
 type runState struct {
 	Version       int       `json:"version"`
-	Config        string    `json:"config"` // the job as TOML (Config.Encode)
+	Config        Config    `json:"config"`
 	Step          int       `json:"step"`
 	TotalSteps    int       `json:"total_steps"`
 	OptimizerStep int       `json:"optimizer_step"`
@@ -55,8 +55,7 @@ type runState struct {
 	Losses        []float64 `json:"loss_window"`
 	LastSave      string    `json:"last_save"`
 
-	path   string
-	config Config
+	path string
 }
 
 // statePath is where cfg's run keeps its resume state.
@@ -105,16 +104,12 @@ func (j *job) save(kind saveKind, epoch int) error {
 
 // writeState saves everything a resume needs.
 func (j *job) writeState(path string) error {
-	toml, err := j.cfg.Encode()
-	if err != nil {
-		return err
-	}
 	rng, err := j.src.MarshalBinary()
 	if err != nil {
 		return err
 	}
 	st := runState{
-		Version: stateVersion, Config: string(toml), Step: j.step, TotalSteps: j.plan.TotalSteps,
+		Version: stateVersion, Config: j.cfg, Step: j.step, TotalSteps: j.plan.TotalSteps,
 		OptimizerStep: j.opt.Step, RNG: rng, Fingerprint: j.ds.Fingerprint(), VAE: j.vaeID,
 		ModelSHA256: j.info.ModelSHA256, SessionID: j.info.SessionID, StartedAt: j.info.StartedAt,
 		Losses: j.losses.Values, LastSave: j.lastSave,
@@ -152,11 +147,6 @@ func readState(path string) (*runState, error) {
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("read resume state %s: version %d, this LoRA Studio reads version %d", path, st.Version, stateVersion)
 	}
-	cfg, _, err := ParseConfig([]byte(st.Config))
-	if err != nil {
-		return nil, fmt.Errorf("read resume state %s: settings: %w", path, err)
-	}
-	st.config = cfg
 	return st, nil
 }
 
@@ -239,7 +229,7 @@ func FindUnfinished(dir string) ([]Unfinished, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Unfinished{StatePath: p, OutputName: st.config.OutputName, Step: st.Step, TotalSteps: st.TotalSteps, Saved: info.ModTime(), Config: st.config})
+		out = append(out, Unfinished{StatePath: p, OutputName: st.Config.OutputName, Step: st.Step, TotalSteps: st.TotalSteps, Saved: info.ModTime(), Config: st.Config})
 	}
 	slices.SortFunc(out, func(a, b Unfinished) int { return b.Saved.Compare(a.Saved) })
 	return out, nil

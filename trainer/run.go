@@ -47,7 +47,7 @@ func Continue(ctx context.Context, statePath string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := prepare(ctx, st.config, st)
+	j, err := prepare(ctx, st.Config, st)
 	if err != nil {
 		return nil, err
 	}

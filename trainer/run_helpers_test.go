@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"context"
+	"image/png"
 	"io/fs"
 	"os"
 	"path"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/disintegration/imaging"
+
 	"lorastudio/assets"
+	"lorastudio/dataset"
 )
 
 // demoImages copies the first n photos of each named class of the bundled
@@ -122,4 +126,21 @@ func steps(events []Event) []Step {
 		}
 	}
 	return out
+}
+
+// writeWide writes the photo at src squeezed to 3:1 as a PNG at dst.
+func writeWide(t testing.TB, src, dst string) {
+	t.Helper()
+	img, err := dataset.DecodeImage(src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, imaging.Resize(img, 384, 128, imaging.Box)); err != nil {
+		t.Fatal(err)
+	}
 }
