@@ -27,11 +27,19 @@ func LoadModel(path string) (*Model, error) {
 		return nil, err
 	}
 	defer c.Close()
+	return LoadModelFrom(c)
+}
+
+// LoadModelFrom loads every part of an open checkpoint into memory.
+func LoadModelFrom(c *Checkpoint) (*Model, error) {
+	if missing := AllParts &^ c.Parts(); missing != 0 {
+		return nil, fmt.Errorf("load model %s: no %s", c.Path, missing)
+	}
 	m, err := buildModel(c.Config, c.UNet, c.VAE, c.TextEncoder)
 	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", path, err)
+		return nil, fmt.Errorf("load model %s: %w", c.Path, err)
 	}
-	m.Name, m.Path = filepath.Base(path), path
+	m.Name, m.Path = filepath.Base(c.Path), c.Path
 	return m, nil
 }
 

@@ -598,3 +598,25 @@ func TestLoadUNetMatchesDiffusers(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenBF16(t *testing.T) {
+	ts := fixtureTensors(t, "tiny_sd1_ldm.safetensors")
+	path := filepath.Join(t.TempDir(), "bf16.safetensors")
+	if err := nn.WriteSafetensors(path, ts, "BF16", nil); err != nil {
+		t.Fatal(err)
+	}
+	c := openCheckpoint(t, path, AllParts)
+	const name, key = "text_model.encoder.layers.0.mlp.fc1.weight", ldmTextPrefix + "text_model.encoder.layers.0.mlp.fc1.weight"
+	got, err := c.TextEncoder.Tensor(name, 128, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range ts[key].Data {
+		if d := math.Abs(float64(got.Data[i] - v)); d > math.Abs(float64(v))/128 {
+			t.Fatalf("value %d: bf16 %g from %g", i, got.Data[i], v)
+		}
+	}
+	if _, err := LoadModelFrom(c); err != nil {
+		t.Fatal(err)
+	}
+}
