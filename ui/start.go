@@ -62,12 +62,12 @@ func (s *Studio) recentList() fyne.CanvasObject {
 	return box
 }
 
-// recentLabel names a dataset by its folder, then where that folder lives
-// (home shortened to ~), which tells datasets apart at a glance.
+// recentLabel names a dataset, then its folder (home shortened to ~),
+// which tells datasets apart at a glance.
 func recentLabel(dir string) string {
-	parent := filepath.Dir(dir)
-	if home, err := os.UserHomeDir(); err == nil && home != "/" && strings.HasPrefix(parent, home) {
-		parent = "~" + strings.TrimPrefix(parent, home)
+	where := dir
+	if home, err := os.UserHomeDir(); err == nil && home != "/" && strings.HasPrefix(where, home+string(filepath.Separator)) {
+		where = "~" + strings.TrimPrefix(where, home)
 	}
-	return filepath.Base(dir) + "   ·   " + parent
+	return datasetName(dir) + "   ·   " + where
 }
