@@ -583,6 +583,13 @@ func TestA1111ResolvesSavedFiles(t *testing.T) {
 			if len(shapes) != 3*len(layers) {
 				t.Errorf("%s te=%v: %d keys, want %d", targets, te, len(shapes), 3*len(layers))
 			}
+			for _, l := range layers {
+				for _, k := range []string{".lora_down.weight", ".lora_up.weight", ".alpha"} {
+					if _, ok := shapes[l.KohyaName()+k]; !ok {
+						t.Errorf("%s te=%v: no key %s", targets, te, l.KohyaName()+k)
+					}
+				}
+			}
 			if err := A1111Check(shapes, sd15); err != nil {
 				t.Errorf("%s te=%v: %v", targets, te, err)
 			}
@@ -633,5 +640,33 @@ func FuzzA1111LayerName(f *testing.F) {
 			t.Fatalf("not deterministic: %q %q", a, b)
 		}
 		A1111Resolve(name, map[string]string{a: "w"})
+	})
+}
+
+func FuzzReadLoRAFile(f *testing.F) {
+	seed, err := os.ReadFile("testdata/lora_tiny_kohya.safetensors")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add(seed[:200])
+	f.Add([]byte("{}"))
+	layers, _ := tinyLoRALayout().AllLayers()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "x.safetensors")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lf, err := ReadLoRAFile(path)
+		if err != nil {
+			return
+		}
+		if n, err := lf.Network(layers); err == nil {
+			for _, m := range n.Modules {
+				if len(m.Down.Data) != m.Rank*m.In || len(m.Up.Data) != m.Out*m.Rank {
+					t.Fatalf("%s: inconsistent module", m.KohyaName())
+				}
+			}
+		}
 	})
 }

@@ -444,6 +444,17 @@ func setField(f reflect.Value, key string, v any) error {
 		case int64:
 			// resolution = 512
 			f.SetString(strconv.FormatInt(v, 10))
+		case []any:
+			// resolution = [512, 768], as in sd-scripts' dataset configs
+			var parts []string
+			for _, e := range v {
+				n, ok := e.(int64)
+				if !ok {
+					return wrong("a string")
+				}
+				parts = append(parts, strconv.FormatInt(n, 10))
+			}
+			f.SetString(strings.Join(parts, ","))
 		default:
 			return wrong("a string")
 		}

@@ -182,12 +182,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{`text_encoder_lr = [1e-4, 2e-4]`, "text_encoder_lr"},
 		{`optimizer_args = [1, 2]`, "optimizer_args"},
 		{`output_name = `, ""},
+		{`resolution = [512, "x"]`, "resolution"},
 	}
 	for _, tt := range tests {
 		_, _, err := ParseConfig([]byte(tt.toml))
 		if err == nil || !strings.Contains(err.Error(), tt.key) {
 			t.Errorf("%q: error %v, want one naming %q", tt.toml, err, tt.key)
 		}
+	}
+	if c, _, err := ParseConfig([]byte(`resolution = [512, 768]`)); err != nil || c.Resolution != "512,768" {
+		t.Errorf("resolution array: %q, %v", c.Resolution, err)
 	}
 	if _, _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
 		t.Error("missing file: no error")
