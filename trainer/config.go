@@ -112,14 +112,13 @@ type Config struct {
 const DemoModel = "demo"
 
 // Defaults returns the kohya_ss GUI LoRA defaults: rank 8, alpha 1,
-// learning rates 1e-4, cosine schedule with 10% warmup, 1 epoch, 512x512,
+// learning rate 1e-4 for UNet and text encoder (UNetLR and TextEncoderLR
+// unset, so they follow LearningRate), cosine schedule with 10% warmup, 1 epoch, 512x512,
 // buckets 256..2048 in steps of 64 without upscaling, batch 1, fp16 saves,
 // max grad norm 1. Departures: AdamW (not the 8-bit AdamW, which needs
 // CUDA), cross-attention targets and no text-encoder LoRA (see
 // NetworkTrainUNetOnly), and seed 0 kept as a fixed seed.
 func Defaults() Config {
-	lr := 1e-4
-	te := 1e-4
 	return Config{
 		OutputName:                "last",
 		NetworkDim:                8,
@@ -127,8 +126,6 @@ func Defaults() Config {
 		Targets:                   sd.LoRACrossAttention,
 		NetworkTrainUNetOnly:      true,
 		LearningRate:              1e-4,
-		UNetLR:                    &lr,
-		TextEncoderLR:             &te,
 		LRScheduler:               "cosine",
 		LRWarmup:                  Warmup{Ratio: 0.1},
 		LRSchedulerCycles:         1,

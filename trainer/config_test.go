@@ -41,7 +41,7 @@ func must(t *testing.T, err error) {
 
 func TestDefaultsAreKohyaGUI(t *testing.T) {
 	c := Defaults()
-	if c.NetworkDim != 8 || c.NetworkAlpha != 1 || c.LearningRate != 1e-4 || *c.UNetLR != 1e-4 ||
+	if c.NetworkDim != 8 || c.NetworkAlpha != 1 || c.LearningRate != 1e-4 || c.EffectiveUNetLR() != 1e-4 || c.EffectiveTextEncoderLR() != 1e-4 ||
 		c.LRScheduler != "cosine" || c.LRWarmup.Ratio != 0.1 || c.Resolution != "512,512" || !c.EnableBucket ||
 		c.MinBucketReso != 256 || c.MaxBucketReso != 2048 || c.BucketResoSteps != 64 || !c.BucketNoUpscale ||
 		c.TrainBatchSize != 1 || c.MaxTrainEpochs != 1 || c.SavePrecision != "fp16" || c.MaxGradNorm != 1 ||
@@ -77,6 +77,12 @@ func TestConfigRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back, c) {
 		t.Errorf("round trip:\n got %+v\nwant %+v\n%s", back, c, data)
+	}
+	// Unset per-part rates stay unset (they follow learning_rate).
+	c.UNetLR, c.TextEncoderLR, c.LearningRate = nil, nil, 3e-4
+	data, _ = c.Encode()
+	if back, _, err := ParseConfig(data); err != nil || back.UNetLR != nil || back.TextEncoderLR != nil || back.EffectiveUNetLR() != 3e-4 {
+		t.Errorf("unset rates read back as %v %v, %v", back.UNetLR, back.TextEncoderLR, err)
 	}
 	for _, w := range []Warmup{{Ratio: 0.05}, {}} {
 		c.LRWarmup = w

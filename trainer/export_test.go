@@ -19,6 +19,8 @@ func TestExportKohya(t *testing.T) {
 	c.OptimizerArgs = []string{"weight_decay=0.1", "betas=0.9,0.99"}
 	c.MinSNRGamma = 5
 	c.OutputName = "it's mine"
+	unet := 1e-4
+	c.UNetLR = &unet
 	dir := filepath.Join(t.TempDir(), "export")
 	plan := &Plan{TotalSteps: 220}
 	ex, err := ExportKohya(&c, dir, plan)

@@ -35,10 +35,11 @@ type RunInfo struct {
 // "None", dicts as json.dumps). SaveMetadata adds what changes per save.
 func Metadata(c *Config, r RunInfo) map[string]string {
 	itoa := strconv.Itoa
+	// sd-scripts records the option as given (None when unset); a text
+	// encoder that does not train has no rate.
 	var te *float64
 	if c.TrainsTextEncoder() {
-		v := c.EffectiveTextEncoderLR()
-		te = &v
+		te = c.TextEncoderLR
 	}
 	warmup := itoa(c.LRWarmup.Steps)
 	if c.LRWarmup.Ratio > 0 {

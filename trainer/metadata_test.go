@@ -80,6 +80,8 @@ func TestMetadata(t *testing.T) {
 	c.ShuffleCaption = true
 	c.MinSNRGamma = 5
 	c.OptimizerArgs = []string{"weight_decay=0.1", "betas=0.9,0.99"}
+	unet := 1e-4
+	c.UNetLR = &unet
 	opts, _ := c.BucketOptions()
 	b, err := dataset.PlanBuckets([]dataset.BucketItem{
 		{W: 512, H: 512, Repeats: 10}, {W: 512, H: 512, Repeats: 10}, {W: 576, H: 448, Repeats: 10},
@@ -177,6 +179,8 @@ func TestMetadata(t *testing.T) {
 
 	// Text-encoder training, no buckets, an explicit warmup count.
 	c.NetworkTrainUNetOnly = false
+	te := 1e-4
+	c.TextEncoderLR = &te
 	c.EnableBucket = false
 	c.LRWarmup = Warmup{Steps: 5}
 	c.NoiseOffset = 0.05
