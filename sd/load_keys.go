@@ -62,18 +62,19 @@ func detectLDMUNetLayout(keys []string) (ldmUNetLayout, error) {
 // or false for a key that is not part of the UNet.
 func (l ldmUNetLayout) diffusers(key string) (string, bool) {
 	per := l.layers + 1
+	for _, r := range []struct{ ldm, diffusers string }{
+		{"time_embed.0.", "time_embedding.linear_1."},
+		{"time_embed.2.", "time_embedding.linear_2."},
+		{"input_blocks.0.0.", "conv_in."},
+		{"out.0.", "conv_norm_out."},
+		{"out.2.", "conv_out."},
+	} {
+		if rest, ok := strings.CutPrefix(key, r.ldm); ok {
+			return r.diffusers + rest, true
+		}
+	}
 	p := strings.SplitN(key, ".", 4)
 	switch {
-	case strings.HasPrefix(key, "time_embed.0."):
-		return "time_embedding.linear_1." + p[2], true
-	case strings.HasPrefix(key, "time_embed.2."):
-		return "time_embedding.linear_2." + p[2], true
-	case strings.HasPrefix(key, "input_blocks.0.0."):
-		return "conv_in." + p[3], true
-	case strings.HasPrefix(key, "out.0."):
-		return "conv_norm_out." + p[2], true
-	case strings.HasPrefix(key, "out.2."):
-		return "conv_out." + p[2], true
 	case strings.HasPrefix(key, "middle_block."):
 		m, rest, _ := strings.Cut(strings.TrimPrefix(key, "middle_block."), ".")
 		switch m {
@@ -108,7 +109,7 @@ func (l ldmUNetLayout) diffusers(key string) (string, bool) {
 	case "output_blocks":
 		i, j := n/per, n%per
 		switch {
-		case i >= l.levels:
+		case n < 0 || i >= l.levels:
 			return "", false
 		case m == 0:
 			return fmt.Sprintf("up_blocks.%d.resnets.%d.%s", i, j, ldmResBlockNames.Replace(rest)), true

@@ -620,3 +620,32 @@ func TestOpenBF16(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzLDMKeyMapping feeds arbitrary key lists (one key per line) to the
+// single-file key mapping: it must never panic, and every name it produces
+// must be non-empty and map back to one of the keys.
+func FuzzLDMKeyMapping(f *testing.F) {
+	for _, seed := range []string{
+		"model.diffusion_model.input_blocks.3.0.op.weight\nmodel.diffusion_model.output_blocks.2.1.conv.weight\nmodel.diffusion_model.output_blocks.5.0.in_layers.0.weight",
+		"model.diffusion_model.middle_block.1.proj_in.weight\nfirst_stage_model.decoder.up.0.block.2.nin_shortcut.weight",
+		"encoder.mid.attn_1.q.weight\ndecoder.up.9.upsample.conv.bias\nquant_conv.weight",
+		"model.diffusion_model.output_blocks.-1.0.x\nmodel.diffusion_model.input_blocks.0.0.\nmodel.diffusion_model.time_embed.0.",
+		"cond_stage_model.transformer.embeddings.token_embedding.weight",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		keys := strings.Split(list, "\n")
+		m, err := mapLDMKeys(keys)
+		if err != nil {
+			return
+		}
+		for _, part := range []map[string]string{m.unet, m.vae, m.text} {
+			for name, key := range part {
+				if name == "" || !slices.Contains(keys, key) {
+					t.Fatalf("name %q from key %q", name, key)
+				}
+			}
+		}
+	})
+}
