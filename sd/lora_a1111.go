@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"lorastudio/nn"
 )
 
 // AUTOMATIC1111 applies a LoRA by converting each kohya module name to the
@@ -206,4 +208,35 @@ func prod(s []int) int {
 		p *= d
 	}
 	return p
+}
+
+// A1111CheckFiles runs A1111Check on a LoRA file against a single-file
+// (original-LDM) checkpoint, the layout AUTOMATIC1111 loads.
+func A1111CheckFiles(loraPath, checkpointPath string) error {
+	lora, err := safetensorsShapes(loraPath)
+	if err != nil {
+		return fmt.Errorf("a1111 check: %w", err)
+	}
+	ckpt, err := safetensorsShapes(checkpointPath)
+	if err != nil {
+		return fmt.Errorf("a1111 check: %w", err)
+	}
+	if err := A1111Check(lora, ckpt); err != nil {
+		return fmt.Errorf("a1111 check of %s against %s: %w", loraPath, checkpointPath, err)
+	}
+	return nil
+}
+
+func safetensorsShapes(path string) (map[string][]int, error) {
+	f, err := nn.OpenSafetensors(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	shapes := map[string][]int{}
+	for _, name := range f.Names() {
+		_, shape, _ := f.Info(name)
+		shapes[name] = shape
+	}
+	return shapes, nil
 }

@@ -612,9 +612,13 @@ func TestA1111ResolvesSavedFiles(t *testing.T) {
 // of the tiny original-LDM checkpoint it was made for.
 func TestA1111ResolvesFixture(t *testing.T) {
 	ckpt := fileShapes(t, "testdata/tiny_sd1_ldm.fp16.safetensors")
-	lora := fileShapes(t, "testdata/lora_tiny_kohya.safetensors")
-	if err := A1111Check(lora, ckpt); err != nil {
+	if err := A1111CheckFiles("testdata/lora_tiny_kohya.safetensors", "testdata/tiny_sd1_ldm.fp16.safetensors"); err != nil {
 		t.Error(err)
+	}
+	// The tiny UNet's LoRA does not fit the SD1.5-shaped one (other widths).
+	err := A1111CheckFiles("testdata/lora_tiny_kohya.safetensors", "testdata/sd15like_unet_ldm.fp16.safetensors")
+	if err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Errorf("tiny LoRA on the SD1.5-shaped UNet: %v", err)
 	}
 	layers, _ := tinyLoRALayout().AllLayers()
 	n, err := NewLoRANetwork(layers, 2, 1, 1)
