@@ -86,7 +86,7 @@ func newTagEditor(ws *workspace) *tagEditor {
 	e.chips = container.New(&flowLayout{})
 	e.count = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	e.add = newCompletionEntry(func(frag string) []tagger.TagCount { return ws.ed.Complete(frag, maxSuggestions) })
-	e.add.SetPlaceHolder("Add tags (comma-separated), Enter to add")
+	e.add.SetPlaceHolder("Add tags…")
 	e.add.OnSubmitted = func(string) { e.addTyped() }
 	e.add.onPicked = func(string) { e.addTyped() }
 	e.front = widget.NewCheck("at front", nil)

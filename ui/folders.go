@@ -183,9 +183,11 @@ func (ws *workspace) reorganise(dest string, mode dataset.Transfer) {
 	bar := widget.NewProgressBarInfinite()
 	wait := dialog.NewCustomWithoutButtons("Reorganising…", container.NewVBox(widget.NewLabel(dest), bar), ws.s.win)
 	wait.Show()
+	ws.busy = true
 	go func() {
 		root, err := ws.ds.Reorganize(context.Background(), dest, mode)
 		ws.s.do(func() {
+			ws.busy = false
 			wait.Hide()
 			if err != nil {
 				dialog.ShowError(err, ws.s.win)

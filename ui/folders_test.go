@@ -94,3 +94,24 @@ func TestWindowSizeIsRemembered(t *testing.T) {
 		t.Errorf("saved window %vx%v, want 1111x777", s.WindowWidth, s.WindowHeight)
 	}
 }
+
+func TestLeavingWithUnsavedEditsAsks(t *testing.T) {
+	h := newHarness(t)
+	root := writeDataset(t)
+	writeFile(t, filepath.Join(root, "plain", "e.txt"), "caf\xe9")
+	ws := h.open(root)
+	ws.tapImage(imageIndex(t, ws, "plain/e.png"), 0)
+	ws.editor.add.SetText("kept in memory")
+	ws.editor.addTyped()
+
+	other := writeDataset(t)
+	h.s.Open(other)
+	h.tapDialogButton("Stay")
+	h.drain()
+	if h.s.ws != ws {
+		t.Fatal("the dataset was closed although the user chose to stay")
+	}
+	h.s.Open(other)
+	h.tapDialogButton("Leave")
+	h.pump("the other dataset to open", func() bool { return h.s.ws != nil && h.s.ws.ds.Root == other })
+}

@@ -34,7 +34,7 @@ func (s *Studio) mainMenu() *fyne.MainMenu {
 	m := &s.menu
 	withWS := func(fn func(ws *workspace)) func() {
 		return func() {
-			if s.ws != nil {
+			if s.ws != nil && !s.ws.busy {
 				fn(s.ws)
 			}
 		}
@@ -110,12 +110,12 @@ func (s *Studio) refreshMenu() {
 func (s *Studio) addShortcuts() {
 	c := s.win.Canvas()
 	c.AddShortcut(&fyne.ShortcutRedo{}, func(fyne.Shortcut) {
-		if s.ws != nil {
+		if s.ws != nil && !s.ws.busy {
 			s.ws.redo()
 		}
 	})
 	c.SetOnTypedKey(func(k *fyne.KeyEvent) {
-		if s.ws == nil {
+		if s.ws == nil || s.ws.busy {
 			return
 		}
 		switch k.Name {

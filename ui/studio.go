@@ -86,6 +86,10 @@ func (s *Studio) setContent(o fyne.CanvasObject) {
 
 // showStart closes any dataset and returns to the start screen.
 func (s *Studio) showStart() {
+	s.leave(s.startOver)
+}
+
+func (s *Studio) startOver() {
 	s.closeDataset()
 	s.win.SetTitle("LoRA Studio")
 	s.setContent(s.startScreen())
@@ -95,6 +99,36 @@ func (s *Studio) showStart() {
 // scan's progress, then the workspace, whose thumbnails fill in as they
 // are made.
 func (s *Studio) Open(dir string) {
+	s.leave(func() { s.open(dir) })
+}
+
+// leave runs next once the open dataset's edits are on disk; when some
+// cannot be written (a read-only folder), it asks first, since leaving
+// loses them.
+func (s *Studio) leave(next func()) {
+	ws := s.ws
+	if ws == nil {
+		next()
+		return
+	}
+	ws.editor.commitRaw()
+	err := ws.saver.Flush()
+	if err == nil {
+		next()
+		return
+	}
+	msg := widget.NewLabel(fmt.Sprintf("These edits could not be saved and exist only in memory:\n\n%v\n\nLeave the dataset and lose them?", err))
+	msg.Wrapping = fyne.TextWrapWord
+	d := dialog.NewCustomConfirm("Captions not saved", "Leave", "Stay", msg, func(yes bool) {
+		if yes {
+			next()
+		}
+	}, s.win)
+	d.Resize(fyne.NewSize(560, 300))
+	d.Show()
+}
+
+func (s *Studio) open(dir string) {
 	s.closeDataset()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancelOpen = cancel
@@ -125,7 +159,7 @@ func (s *Studio) Open(dir string) {
 				return
 			}
 			if err != nil {
-				s.showStart()
+				s.startOver()
 				dialog.ShowError(err, s.win)
 				return
 			}
@@ -146,7 +180,7 @@ func (s *Studio) loadingScreen(dir string, bar *widget.ProgressBar, cancel func(
 	note := widget.NewLabelWithStyle("Reading image headers and captions…", fyne.TextAlignCenter, fyne.TextStyle{})
 	stop := widget.NewButton("Cancel", func() {
 		cancel()
-		s.showStart()
+		s.startOver()
 	})
 	box := container.NewVBox(title, path, bar, note, container.NewCenter(stop))
 	return container.NewCenter(container.NewGridWrap(fyne.NewSize(520, box.MinSize().Height), box))
@@ -240,6 +274,10 @@ func (s *Studio) closeDataset() {
 
 // closeWindow saves pending edits and the window size, then closes.
 func (s *Studio) closeWindow() {
+	s.leave(s.closeNow)
+}
+
+func (s *Studio) closeNow() {
 	s.closeDataset()
 	size := s.win.Canvas().Size()
 	s.state.settings.WindowWidth, s.state.settings.WindowHeight = size.Width, size.Height

@@ -14,10 +14,10 @@ import (
 
 // What a click on a tag in the tag panel does.
 const (
-	clickSelect = "Select its images"
-	clickAll    = "Filter: must have (all of)"
-	clickAny    = "Filter: any of"
-	clickNone   = "Filter: must not have (none of)"
+	clickSelect = "Select images"
+	clickAll    = "Require (all of)"
+	clickAny    = "Any of"
+	clickNone   = "Exclude (none of)"
 )
 
 // Tag list orders.

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"image"
 	"slices"
 	"sync"
@@ -10,7 +9,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -36,6 +34,9 @@ type workspace struct {
 	background sync.WaitGroup
 
 	filter tagger.Filter
+	// busy is set while a background job reads the dataset (reorganise);
+	// edits from the menu and keyboard wait until it is done.
+	busy bool
 
 	nav     *container.AppTabs
 	grids   []*widget.GridWrap
@@ -257,8 +258,9 @@ func (ws *workspace) redo() {
 	ws.ed.Redo()
 }
 
-// close stops the background work and writes pending edits; a failed
-// write is reported, since the edits exist only in memory.
+// close stops the background work and writes pending edits. Studio.leave
+// has asked the user about edits that cannot be written; here a failure
+// is only logged.
 func (ws *workspace) close() {
 	ws.editor.commitRaw()
 	if ws.stopThumbs != nil {
@@ -266,7 +268,7 @@ func (ws *workspace) close() {
 	}
 	ws.background.Wait()
 	if err := ws.saver.Close(); err != nil {
-		dialog.ShowError(fmt.Errorf("some captions could not be saved:\n%w", err), ws.s.win)
+		fyne.LogError("close dataset "+ws.ds.Root, err)
 	}
 }
 
