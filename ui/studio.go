@@ -47,6 +47,9 @@ type Studio struct {
 
 	menu        menuItems
 	mainMenuRef *fyne.MainMenu
+
+	// train is the Train screen, made when a dataset first opens.
+	train *trainPanel
 }
 
 // New builds the studio inside win, loading settings from settingsPath.
@@ -274,6 +277,9 @@ func (s *Studio) closeDataset() {
 
 // closeWindow saves pending edits and the window size, then closes.
 func (s *Studio) closeWindow() {
+	if s.trainBlocksClose(s.closeWindow) {
+		return
+	}
 	s.leave(s.closeNow)
 }
 

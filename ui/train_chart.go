@@ -1,0 +1,272 @@
+package ui
+
+import (
+	"image"
+	"image/color"
+	"math"
+	"strconv"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"lorastudio/trainer"
+)
+
+// chartPoint is one optimizer step on the loss chart.
+type chartPoint struct {
+	step          float64
+	loss, avg, lr float64
+}
+
+// lossChart draws the loss of every step, its running average and the
+// learning rate with gonum/plot into an image, re-rendered when points
+// arrive (at most a few times a second, by the caller) or its size changes.
+type lossChart struct {
+	widget.BaseWidget
+	points   []chartPoint
+	logScale bool
+	img      *canvas.Image
+	// drawn is the pixel size and point count of the current image.
+	drawnSize   image.Point
+	drawnPoints int
+	drawnLog    bool
+}
+
+func newLossChart() *lossChart {
+	c := &lossChart{img: canvas.NewImageFromImage(nil)}
+	c.img.FillMode = canvas.ImageFillStretch
+	c.img.ScaleMode = canvas.ImageScaleFastest
+	c.ExtendBaseWidget(c)
+	return c
+}
+
+// reset empties the chart for a new run.
+func (c *lossChart) reset() {
+	c.points = nil
+	c.Refresh()
+}
+
+func (c *lossChart) add(steps []trainer.Step) {
+	for _, s := range steps {
+		c.points = append(c.points, chartPoint{step: float64(s.Step), loss: s.Loss, avg: s.AvgLoss, lr: s.LR})
+	}
+}
+
+func (c *lossChart) setLogScale(on bool) {
+	c.logScale = on
+	c.Refresh()
+}
+
+func (c *lossChart) MinSize() fyne.Size { return fyne.NewSize(360, 220) }
+
+func (c *lossChart) CreateRenderer() fyne.WidgetRenderer { return &chartRenderer{c: c} }
+
+type chartRenderer struct{ c *lossChart }
+
+func (r *chartRenderer) Layout(size fyne.Size) {
+	r.c.img.Resize(size)
+	r.c.render(size)
+}
+func (r *chartRenderer) MinSize() fyne.Size           { return r.c.MinSize() }
+func (r *chartRenderer) Refresh()                     { r.c.render(r.c.Size()); r.c.img.Refresh() }
+func (r *chartRenderer) Objects() []fyne.CanvasObject { return []fyne.CanvasObject{r.c.img} }
+func (r *chartRenderer) Destroy()                     {}
+
+// render draws the chart at size (in device pixels) unless the image
+// already shows the same points at that size.
+func (c *lossChart) render(size fyne.Size) {
+	scale := float32(1)
+	if cv := fyne.CurrentApp().Driver().CanvasForObject(c); cv != nil {
+		scale = cv.Scale()
+	}
+	px := image.Pt(int(size.Width*scale), int(size.Height*scale))
+	if px.X < 50 || px.Y < 50 {
+		return
+	}
+	if px == c.drawnSize && len(c.points) == c.drawnPoints && c.logScale == c.drawnLog && c.img.Image != nil {
+		return
+	}
+	c.drawnSize, c.drawnPoints, c.drawnLog = px, len(c.points), c.logScale
+	c.img.Image = drawLossChart(c.points, c.logScale, px, float64(scale), chartColors())
+}
+
+// chartPalette are the theme's colours the chart uses.
+type chartPalette struct {
+	bg, fg, grid, loss, avg, lr color.Color
+}
+
+func chartColors() chartPalette {
+	app := fyne.CurrentApp()
+	th, v := app.Settings().Theme(), app.Settings().ThemeVariant()
+	fg := th.Color(theme.ColorNameForeground, v)
+	r, g, b, _ := fg.RGBA()
+	return chartPalette{
+		bg:   th.Color(theme.ColorNameBackground, v),
+		fg:   fg,
+		grid: color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 0x22},
+		loss: color.NRGBA{0x5b, 0x9b, 0xd5, 0x90},
+		avg:  th.Color(theme.ColorNamePrimary, v),
+		lr:   color.NRGBA{0xf0, 0x9a, 0x3c, 0xff},
+	}
+}
+
+// drawLossChart renders the loss plot above a smaller learning-rate plot
+// sharing the step axis.
+func drawLossChart(points []chartPoint, logScale bool, px image.Point, scale float64, pal chartPalette) image.Image {
+	dpi := 96 * scale
+	w, h := vg.Length(float64(px.X)/dpi)*vg.Inch, vg.Length(float64(px.Y)/dpi)*vg.Inch
+	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(int(dpi)), vgimg.UseBackgroundColor(pal.bg))
+	dc := draw.New(img)
+
+	loss := newStyledPlot(pal)
+	loss.Y.Label.Text = "loss (MSE of the predicted noise)"
+	lr := newStyledPlot(pal)
+	lr.Y.Label.Text = "learning rate"
+	lr.X.Label.Text = "optimizer step"
+	lr.Y.Tick.Marker = sciTicks{}
+
+	if len(points) == 0 {
+		loss.Title.Text = "The loss appears here once training steps arrive"
+		loss.X.Max, loss.Y.Max, lr.X.Max, lr.Y.Max = 10, 1, 10, 1e-4
+	} else {
+		addLossSeries(loss, points, logScale, pal)
+		addLRSeries(lr, points, pal)
+		maxStep := points[len(points)-1].step
+		loss.X.Min, loss.X.Max, lr.X.Min, lr.X.Max = 0, math.Max(maxStep, 2), 0, math.Max(maxStep, 2)
+		lr.Y.Min = 0
+	}
+	lrHeight := h * 0.3
+	top := draw.Crop(dc, 0, 0, lrHeight, 0)
+	bottom := draw.Crop(dc, 0, 0, 0, -(h - lrHeight))
+	// Align the two data areas on the left so the steps line up.
+	dl, dr := loss.DataCanvas(top), lr.DataCanvas(bottom)
+	if d := dl.Min.X - dr.Min.X; d > 0 {
+		bottom = draw.Crop(bottom, d, 0, 0, 0)
+	} else if d < 0 {
+		top = draw.Crop(top, -d, 0, 0, 0)
+	}
+	loss.Draw(top)
+	lr.Draw(bottom)
+	return img.Image()
+}
+
+func newStyledPlot(pal chartPalette) *plot.Plot {
+	p := plot.New()
+	p.BackgroundColor = color.Transparent
+	p.Title.TextStyle.Color = pal.fg
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Color = pal.fg
+		a.Label.TextStyle.Color = pal.fg
+		a.Tick.Color = pal.fg
+		a.Tick.Label.Color = pal.fg
+		a.Label.TextStyle.Font.Size = vg.Points(10)
+		a.Tick.Label.Font.Size = vg.Points(9)
+	}
+	p.Legend.TextStyle.Color = pal.fg
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
+	p.Legend.Top = true
+	g := plotter.NewGrid()
+	g.Vertical.Color, g.Horizontal.Color = pal.grid, pal.grid
+	p.Add(g)
+	return p
+}
+
+// thin keeps at most n points, evenly spaced, always with the last.
+func thin(points []chartPoint, n int) []chartPoint {
+	if len(points) <= n {
+		return points
+	}
+	out := make([]chartPoint, 0, n+1)
+	stride := float64(len(points)) / float64(n)
+	for i := 0.0; int(i) < len(points); i += stride {
+		out = append(out, points[int(i)])
+	}
+	if out[len(out)-1] != points[len(points)-1] {
+		out = append(out, points[len(points)-1])
+	}
+	return out
+}
+
+func addLossSeries(p *plot.Plot, points []chartPoint, logScale bool, pal chartPalette) {
+	pts := thin(points, 2000)
+	raw := make(plotter.XYs, 0, len(pts))
+	avg := make(plotter.XYs, 0, len(pts))
+	floor := math.Inf(1)
+	for _, q := range pts {
+		if q.loss > 0 {
+			floor = math.Min(floor, q.loss)
+		}
+	}
+	for _, q := range pts {
+		l, a := q.loss, q.avg
+		if logScale && (l <= 0 || a <= 0) {
+			continue
+		}
+		raw = append(raw, plotter.XY{X: q.step, Y: l})
+		avg = append(avg, plotter.XY{X: q.step, Y: a})
+	}
+	if len(raw) == 0 {
+		return
+	}
+	if logScale {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Min = floor * 0.8
+	} else {
+		p.Y.Min = 0
+	}
+	sc, err := plotter.NewScatter(raw)
+	if err == nil {
+		sc.GlyphStyle.Color = pal.loss
+		sc.GlyphStyle.Radius = vg.Points(1.6)
+		sc.GlyphStyle.Shape = draw.CircleGlyph{}
+		p.Add(sc)
+		p.Legend.Add("loss of each step", sc)
+	}
+	line, err := plotter.NewLine(avg)
+	if err == nil {
+		line.Color = pal.avg
+		line.Width = vg.Points(2.2)
+		p.Add(line)
+		p.Legend.Add("running average (epoch)", line)
+	}
+}
+
+func addLRSeries(p *plot.Plot, points []chartPoint, pal chartPalette) {
+	pts := thin(points, 2000)
+	xy := make(plotter.XYs, len(pts))
+	top := 0.0
+	for i, q := range pts {
+		xy[i] = plotter.XY{X: q.step, Y: q.lr}
+		top = math.Max(top, q.lr)
+	}
+	p.Y.Max = math.Max(top*1.15, 1e-12)
+	line, err := plotter.NewLine(xy)
+	if err != nil {
+		return
+	}
+	line.Color = pal.lr
+	line.Width = vg.Points(1.8)
+	p.Add(line)
+	p.Legend.Add("learning rate, now "+strconv.FormatFloat(points[len(points)-1].lr, 'g', 3, 64), line)
+}
+
+// sciTicks labels learning rates as people write them: 1e-04, 5e-05.
+type sciTicks struct{}
+
+func (sciTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'g', 2, 64)
+		}
+	}
+	return ticks
+}

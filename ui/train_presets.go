@@ -1,0 +1,253 @@
+package ui
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/trainer"
+)
+
+// trainStore keeps the training settings between launches: train.toml
+// (the same TOML `lorastudio train --config` reads), the sample prompts
+// beside it, and the measured step times.
+type trainStore struct{ dir string }
+
+func (s trainStore) configPath() string { return filepath.Join(s.dir, "train.toml") }
+func (s trainStore) timesPath() string  { return filepath.Join(s.dir, "train-timing.json") }
+
+// load returns the saved settings, or kohya_ss's defaults on a first
+// start or when the file is unreadable.
+func (s trainStore) load() (trainer.Config, string) {
+	cfg, _, err := trainer.LoadConfig(s.configPath())
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			fyne.LogError("load training settings", err)
+		}
+		return trainer.Defaults(), ""
+	}
+	return cfg, readPrompts(cfg.SamplePrompts)
+}
+
+func (s trainStore) save(cfg trainer.Config, prompts string, times map[string]float64) error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return err
+	}
+	if err := cfg.WriteFile(s.configPath()); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(times, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(s.timesPath(), b)
+}
+
+func (s trainStore) loadTimes() map[string]float64 {
+	times := map[string]float64{}
+	if b, err := os.ReadFile(s.timesPath()); err == nil {
+		if err := json.Unmarshal(b, &times); err != nil {
+			fyne.LogError("load step times", err)
+		}
+	}
+	return times
+}
+
+// readPrompts returns the prompts file's text, "" when there is none.
+func readPrompts(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(b), "\n")
+}
+
+// writePrompts writes the prompts text when the file holds something else.
+func writePrompts(path, text string) error {
+	want := strings.TrimRight(text, "\n") + "\n"
+	if b, err := os.ReadFile(path); err == nil && string(b) == want {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("save sample prompts: %w", err)
+	}
+	if err := writeAtomic(path, []byte(want)); err != nil {
+		return fmt.Errorf("save sample prompts: %w", err)
+	}
+	return nil
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// newPresetBar offers loading and saving settings as TOML, importing a
+// kohya_ss GUI configuration, and going back to the defaults.
+func newPresetBar(p *trainPanel) fyne.CanvasObject {
+	load := widget.NewButtonWithIcon("Load…", theme.FolderOpenIcon(), p.chooseLoadPreset)
+	save := widget.NewButtonWithIcon("Save…", theme.DocumentSaveIcon(), p.chooseSavePreset)
+	kohya := widget.NewButtonWithIcon("Import kohya_ss…", theme.UploadIcon(), p.chooseImportKohya)
+	reset := widget.NewButtonWithIcon("Defaults", theme.ContentUndoIcon(), func() {
+		dialog.ShowConfirm("Reset settings", "Go back to kohya_ss's default settings? The base model and output stay.", func(ok bool) {
+			if ok {
+				d := trainer.Defaults()
+				d.PretrainedModel, d.OutputDir, d.OutputName = p.st.cfg.PretrainedModel, p.st.cfg.OutputDir, p.st.cfg.OutputName
+				p.applyConfig(d, p.st.prompts)
+			}
+		}, p.s.win)
+	})
+	title := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	title.SizeName = theme.SizeNameSubHeadingText
+	return container.NewBorder(nil, nil, title, nil, container.NewHBox(load, save, kohya, reset))
+}
+
+// applyConfig shows cfg in the form; the open dataset stays the training
+// data.
+func (p *trainPanel) applyConfig(cfg trainer.Config, prompts string) {
+	if p.st.dataDir != "" {
+		cfg.TrainDataDir = p.st.dataDir
+	}
+	if strings.TrimSpace(cfg.OutputDir) == "" {
+		cfg.OutputDir = p.st.cfg.OutputDir
+	}
+	p.st.cfg = cfg
+	p.form.write(cfg, prompts)
+	p.changed()
+}
+
+// loadPreset reads a TOML job file into the form and returns the keys it
+// ignored.
+func (p *trainPanel) loadPreset(path string) ([]string, error) {
+	cfg, warnings, err := trainer.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	p.applyConfig(cfg, readPrompts(cfg.SamplePrompts))
+	return warnings, nil
+}
+
+// savePreset writes the form's settings as a TOML job file; the sample
+// prompts go beside it so the file works on its own.
+func (p *trainPanel) savePreset(path string) error {
+	cfg := p.st.cfg
+	if strings.TrimSpace(p.st.prompts) != "" {
+		pp := strings.TrimSuffix(path, filepath.Ext(path)) + "_prompts.txt"
+		if err := writePrompts(pp, p.st.prompts); err != nil {
+			return err
+		}
+		cfg.SamplePrompts = pp
+	}
+	return cfg.WriteFile(path)
+}
+
+// importKohya reads a kohya_ss GUI JSON configuration into the form.
+func (p *trainPanel) importKohya(path string) (*trainer.GUIImport, error) {
+	im, err := trainer.ImportKohyaGUI(path)
+	if err != nil {
+		return nil, err
+	}
+	prompts := im.SamplePromptsText
+	if prompts == "" {
+		prompts = readPrompts(im.Config.SamplePrompts)
+	}
+	if im.Config.PretrainedModel != "" {
+		if _, err := os.Stat(im.Config.PretrainedModel); err != nil {
+			im.Notes = append(im.Notes, "the base model "+im.Config.PretrainedModel+" is not on this computer: choose it again")
+		}
+	}
+	p.applyConfig(im.Config, prompts)
+	return im, nil
+}
+
+func (p *trainPanel) chooseLoadPreset() {
+	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil || r == nil {
+			return
+		}
+		r.Close()
+		warnings, err := p.loadPreset(r.URI().Path())
+		if err != nil {
+			showErrorText(p.s.win, "Could not load settings", err.Error())
+			return
+		}
+		if len(warnings) > 0 {
+			showReport(p.s.win, "Settings loaded", "Loaded "+filepath.Base(r.URI().Path())+". These keys were ignored:", warnings)
+		}
+	}, p.s.win)
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".toml"}))
+	d.Resize(fyne.NewSize(820, 560))
+	d.Show()
+}
+
+func (p *trainPanel) chooseSavePreset() {
+	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
+		if err != nil || w == nil {
+			return
+		}
+		w.Close()
+		path := w.URI().Path()
+		if filepath.Ext(path) == "" {
+			path += ".toml"
+		}
+		if err := p.savePreset(path); err != nil {
+			showErrorText(p.s.win, "Could not save settings", err.Error())
+		}
+	}, p.s.win)
+	d.SetFileName(p.st.cfg.OutputName + ".toml")
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".toml"}))
+	d.Resize(fyne.NewSize(820, 560))
+	d.Show()
+}
+
+func (p *trainPanel) chooseImportKohya() {
+	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil || r == nil {
+			return
+		}
+		r.Close()
+		im, err := p.importKohya(r.URI().Path())
+		if err != nil {
+			showErrorText(p.s.win, "Could not import the kohya_ss configuration", err.Error())
+			return
+		}
+		lines := append([]string{}, im.Notes...)
+		if len(im.Ignored) > 0 {
+			lines = append(lines, "Ignored:")
+			for _, s := range im.Ignored {
+				lines = append(lines, "  "+s)
+			}
+		}
+		showReport(p.s.win, "kohya_ss configuration imported",
+			fmt.Sprintf("%s set %d settings.", filepath.Base(r.URI().Path()), len(im.Mapped)), lines)
+	}, p.s.win)
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".json"}))
+	d.Resize(fyne.NewSize(820, 560))
+	d.Show()
+}

@@ -1,0 +1,124 @@
+package ui
+
+import (
+	"image/color"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/trainer"
+)
+
+// openTrain opens a dataset of n 64 px images in 1_toy/ and shows the
+// Train screen.
+func openTrain(t *testing.T, n int) (*harness, *trainPanel) {
+	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(t.TempDir(), "cache"))
+	root := filepath.Join(t.TempDir(), "img")
+	for i := range n {
+		path := filepath.Join(root, "1_toy", "toy"+itoa(i)+".png")
+		writePNG(t, path, 64, 64, color.NRGBA{R: uint8(60 * i), G: 90, B: 200, A: 255})
+		writeFile(t, strings.TrimSuffix(path, ".png")+".txt", "toy, blue")
+	}
+	h := newHarness(t)
+	ws := h.open(root)
+	ws.nav.SelectIndex(2)
+	p := h.s.train
+	if p == nil {
+		t.Fatal("no Train screen")
+	}
+	return h, p
+}
+
+// setEntry types text into the field with key.
+func setEntry(t *testing.T, p *trainPanel, key, text string) {
+	t.Helper()
+	fl := p.form.byKey[key]
+	if fl == nil {
+		t.Fatalf("no field %s", key)
+	}
+	var e *widget.Entry
+	for _, o := range test.LaidOutObjects(fl.input) {
+		if x, ok := o.(*widget.Entry); ok {
+			e = x
+			break
+		}
+	}
+	if e == nil {
+		t.Fatalf("field %s has no entry", key)
+	}
+	e.SetText(text)
+}
+
+func TestTrainFormFlagsInvalidValues(t *testing.T) {
+	h, p := openTrain(t, 2)
+	p.model.path.SetText(trainer.DemoModel)
+	h.pump("a plan", func() bool { return p.st.plan != nil })
+	if p.monitor.start.Disabled() {
+		t.Fatalf("Start disabled with valid settings: %q", p.monitor.reason.Text)
+	}
+
+	cases := []struct {
+		key, text, want string
+	}{
+		{"network_dim", "0", "rank 0: want 1 to 1024"},
+		{"network_dim", "eight", `"eight" is not a whole number`},
+		{"learning_rate", "-1", "a learning rate must be 0 or more"},
+		{"lr_warmup_steps", "150%", "percentage"},
+		{"resolution", "500", "multiple of 64"},
+		{"clip_skip", "0", "want 1 (last layer) to 12"},
+		{"caption_dropout_rate", "2", "probability from 0 to 1"},
+		{"output_name", "a/b", "is not a file name"},
+	}
+	for _, c := range cases {
+		t.Run(c.key+"="+c.text, func(t *testing.T) {
+			fl := p.form.byKey[c.key]
+			old := fl.msg.Text
+			setEntry(t, p, c.key, c.text)
+			if !strings.Contains(fl.msg.Text, c.want) || fl.msg.Importance != widget.DangerImportance {
+				t.Errorf("message %q (importance %v), want one with %q", fl.msg.Text, fl.msg.Importance, c.want)
+			}
+			if !p.monitor.start.Disabled() {
+				t.Error("Start is enabled")
+			}
+			if !p.monitor.reason.Visible() || !strings.Contains(p.monitor.reason.Text, fl.label) {
+				t.Errorf("reason %q does not name %s", p.monitor.reason.Text, fl.label)
+			}
+			var restore string
+			switch c.key {
+			case "network_dim":
+				restore = "8"
+			case "learning_rate":
+				restore = "0.0001"
+			case "lr_warmup_steps":
+				restore = "10%"
+			case "resolution":
+				restore = "512,512"
+			case "clip_skip":
+				restore = "1"
+			case "caption_dropout_rate":
+				restore = "0"
+			case "output_name":
+				restore = "last"
+			}
+			setEntry(t, p, c.key, restore)
+			if fl.msg.Text != old || fl.msg.Importance == widget.DangerImportance {
+				t.Errorf("after %s = %s the message is %q, want the help %q", c.key, restore, fl.msg.Text, old)
+			}
+			if p.monitor.start.Disabled() {
+				t.Errorf("Start still disabled: %q", p.monitor.reason.Text)
+			}
+		})
+	}
+
+	p.model.path.SetText("")
+	if !p.monitor.start.Disabled() || !strings.Contains(p.monitor.reason.Text, "Base model") {
+		t.Errorf("no model: Start enabled or reason %q", p.monitor.reason.Text)
+	}
+	if !strings.Contains(p.model.info.Text, "demo model") {
+		t.Errorf("without a model the demo is not offered: %q", p.model.info.Text)
+	}
+}
