@@ -184,8 +184,10 @@ func kohyaName(prefix, module string) string {
 // may be nil when no module adapts the text encoder) as adapters sharing the
 // network's tensors, so an optimizer step on Params is seen by the next
 // forward pass. Trainable adapters get their gradients (Adapter.GradDown,
-// GradUp) from every Backward. The adapters are returned in module order.
-// UNet.DetachAll (and Linear.Detach) remove them.
+// GradUp) from every Backward. The adapters are returned in module order;
+// for AUTOMATIC1111's <lora:name:te:unet> set the Multiplier of the
+// text-encoder modules' adapters afterwards. UNet.DetachAll (and
+// Linear.Detach) remove them.
 func (n *LoRANetwork) Attach(u *UNet, text *CLIPTextModel, multiplier float32, trainable bool) ([]*Adapter, error) {
 	layers, err := linearsOf(u, text, n.TextEncoder())
 	if err != nil {
