@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"gorgonia.org/gorgonia"
+
 	"lorastudio/nn"
 )
 
@@ -75,6 +77,7 @@ func BenchmarkUNetForward64(b *testing.B) {
 		b.Run("batch"+strconv.Itoa(batch), func(b *testing.B) {
 			u := benchUNet(b)
 			x, ts, ctx := benchInputs(batch, 64)
+			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := cpuSeconds()
 			for range b.N {
@@ -118,6 +121,7 @@ func BenchmarkUNetTrainStep(b *testing.B) {
 			x, ts, ctx := benchInputs(1, size)
 			target := randTensor(rand.New(rand.NewPCG(5, 5)), 1, x.Shape...)
 			dy := nn.New(x.Shape...)
+			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := cpuSeconds()
 			for range b.N {
@@ -130,6 +134,45 @@ func BenchmarkUNetTrainStep(b *testing.B) {
 					b.Fatal(err)
 				}
 				u.scratch.Release(y)
+			}
+			b.StopTimer()
+			b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")
+			peakRSS(b)
+		})
+	}
+}
+
+// BenchmarkUNetGraphTrainStep is BenchmarkUNetTrainStep through a gorgonia
+// graph of the UNet's nodes, with gorgonia computing the MSE and its
+// gradient, the way the trainer runs a step.
+func BenchmarkUNetGraphTrainStep(b *testing.B) {
+	for _, size := range []int{64, 32} {
+		b.Run(strconv.Itoa(size*8)+"px", func(b *testing.B) {
+			u := benchUNet(b)
+			attachCrossAttention(b, u, 8)
+			defer u.DetachAll()
+			x, ts, ctx := benchInputs(1, size)
+			target := randTensor(rand.New(rand.NewPCG(5, 5)), 1, x.Shape...)
+			g := gorgonia.NewGraph()
+			ug, err := u.Graph(constNode(g, "latents", x), constNode(g, "timesteps", nn.FromData(ts, len(ts))), constNode(g, "context", ctx))
+			if err != nil {
+				b.Fatal(err)
+			}
+			diff := gorgonia.Must(gorgonia.Sub(ug.Output, constNode(g, "target", target)))
+			loss := gorgonia.Must(gorgonia.Mean(gorgonia.Must(gorgonia.Square(diff))))
+			if _, err := gorgonia.Grad(loss, ug.Params...); err != nil {
+				b.Fatal(err)
+			}
+			vm := gorgonia.NewTapeMachine(g)
+			defer vm.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuSeconds()
+			for range b.N {
+				if err := vm.RunAll(); err != nil {
+					b.Fatal(err)
+				}
+				vm.Reset()
 			}
 			b.StopTimer()
 			b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")

@@ -20,7 +20,7 @@ func constNode(g *gorgonia.ExprGraph, name string, t *nn.Tensor) *gorgonia.Node 
 func TestUNetGraphLoRAGradients(t *testing.T) {
 	u := tinyUNet(t)
 	g := openTestFile(t, "golden_lora.safetensors")
-	adapters := attachTestLoRA(t, u, openTestFile(t, "lora_tiny_kohya.safetensors"))
+	adapters := attachTestLoRA(t, u, "lora_tiny_kohya.safetensors")
 	in := goldenInputs(t, g)
 	target := golden(t, g, "target")
 

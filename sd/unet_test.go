@@ -215,34 +215,29 @@ func TestUNetRejectsBadInputs(t *testing.T) {
 	}
 }
 
-// attachTestLoRA attaches the kohya file's adapters to the UNet's layers by
-// kohya name and returns them by kohya name.
-func attachTestLoRA(t testing.TB, u *UNet, f *nn.File) map[string]*Adapter {
+// attachTestLoRA attaches a kohya LoRA file's adapters (trainable,
+// multiplier 1) to the UNet and returns them by kohya name.
+func attachTestLoRA(t testing.TB, u *UNet, name string) map[string]*Adapter {
 	t.Helper()
-	out := map[string]*Adapter{}
-	err := u.Linears(func(name string, l *Linear) error {
-		k := "lora_unet_" + strings.ReplaceAll(name, ".", "_")
-		if _, _, ok := f.Info(k + ".lora_down.weight"); !ok {
-			return nil
-		}
-		down, err := f.Float32(k + ".lora_down.weight")
-		if err != nil {
-			return err
-		}
-		up, err := f.Float32(k + ".lora_up.weight")
-		if err != nil {
-			return err
-		}
-		alpha, err := f.Float32(k + ".alpha")
-		if err != nil {
-			return err
-		}
-		a := &Adapter{Down: down, Up: up, Scale: alpha.Data[0] / float32(down.Shape[0]), Multiplier: 1, Trainable: true}
-		out[k] = a
-		return l.Attach(a)
-	})
+	f, err := ReadLoRAFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
+	}
+	layers, err := LoRALayout{UNet: u.Config}.Layers(LoRAKohyaFull, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := f.Network(layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapters, err := net.Attach(u, nil, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*Adapter{}
+	for i, m := range net.Modules {
+		out[m.KohyaName()] = adapters[i]
 	}
 	return out
 }
@@ -250,7 +245,7 @@ func attachTestLoRA(t testing.TB, u *UNet, f *nn.File) map[string]*Adapter {
 func TestUNetLoRAGradients(t *testing.T) {
 	u := tinyUNet(t)
 	g := openTestFile(t, "golden_lora.safetensors")
-	adapters := attachTestLoRA(t, u, openTestFile(t, "lora_tiny_kohya.safetensors"))
+	adapters := attachTestLoRA(t, u, "lora_tiny_kohya.safetensors")
 	if len(adapters) != 24 {
 		t.Fatalf("%d adapters attached, want 24", len(adapters))
 	}
