@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"lorastudio/dataset"
@@ -119,7 +120,7 @@ func (c *Config) Validate() error {
 		add("text_encoder_lr", "0 while network_train_unet_only is false: set network_train_unet_only to train the UNet only")
 	}
 
-	if !contains(Schedulers, c.LRScheduler) {
+	if !slices.Contains(Schedulers, c.LRScheduler) {
 		add("lr_scheduler", "%q: want one of %s", c.LRScheduler, strings.Join(Schedulers, ", "))
 	}
 	if c.LRWarmup.Steps < 0 || c.LRWarmup.Ratio < 0 || c.LRWarmup.Ratio >= 1 {
@@ -234,7 +235,7 @@ func ParseSampler(name string) (string, error) {
 	if n == "" {
 		return "euler_a", nil
 	}
-	if contains(Samplers, n) {
+	if slices.Contains(Samplers, n) {
 		return n, nil
 	}
 	return "", fmt.Errorf("sampler %q: want one of %s", name, strings.Join(Samplers, ", "))
@@ -347,13 +348,4 @@ func pathError(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
