@@ -6,6 +6,7 @@
 #pragma GCC optimize ("O3", "no-trapping-math", "no-math-errno")
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <cblas.h>
 
@@ -14,16 +15,33 @@
 
 #define LANES 16
 
-// row_max returns the largest of x[0..n), n >= 1. Lane-wise accumulators
-// keep the reduction vectorisable without reassociation flags.
+typedef int32_t attn_v16i __attribute__((vector_size(64), aligned(4)));
+
+// vmax_into sets acc to the lane-wise maximum of acc and x[0..16). A ?: on
+// floats does not vectorise (NaN rules), so the lanes select through integer
+// masks. Pointers, not vector values, cross the call: passing 64-byte vectors
+// by value draws an ABI warning from the non-AVX-512 clones.
+NNK_INLINE void vmax_into(nnk_v16 *acc, const float *x) {
+	nnk_v16 v = *(const nnk_v16 *)x;
+	attn_v16i gt = v > *acc;
+	*acc = (nnk_v16)((gt & (attn_v16i)v) | (~gt & (attn_v16i)*acc));
+}
+
+// row_max returns the largest of x[0..n), n >= 1. Four accumulators hide
+// the latency of compare and select.
 NNK_INLINE float row_max(const float *x, int n) {
-	float acc[LANES];
-	for (int l = 0; l < LANES; l++) acc[l] = -INFINITY;
+	nnk_v16 a[4];
+	for (int i = 0; i < 4; i++)
+		for (int l = 0; l < LANES; l++) a[i][l] = -INFINITY;
 	int j = 0;
-	for (; j + LANES <= n; j += LANES)
-		for (int l = 0; l < LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+	for (; j + 4 * LANES <= n; j += 4 * LANES)
+		for (int i = 0; i < 4; i++) vmax_into(&a[i], x + j + i * LANES);
+	for (; j + LANES <= n; j += LANES) vmax_into(&a[0], x + j);
+	vmax_into(&a[0], (const float *)&a[1]);
+	vmax_into(&a[2], (const float *)&a[3]);
+	vmax_into(&a[0], (const float *)&a[2]);
 	float m = -INFINITY;
-	for (int l = 0; l < LANES; l++) m = acc[l] > m ? acc[l] : m;
+	for (int l = 0; l < LANES; l++) m = a[0][l] > m ? a[0][l] : m;
 	for (; j < n; j++) m = x[j] > m ? x[j] : m;
 	return m;
 }
