@@ -281,6 +281,64 @@ func TestAttentionForwardSDShape(t *testing.T) {
 	attnCompare(t, "lse", lse, wantLse, 1e-5, func(i int) bool { return i%p.Tq >= lo && i%p.Tq < hi })
 }
 
+// TestAttentionBackwardSDShape checks the backward on SD's largest
+// self-attention for sampled query rows (dq) and key rows (dk, dv). The
+// float64 reference takes lse and D_i = rowsum(dout*out) from the forward,
+// whose rows TestAttentionForwardSDShape checks; recomputing them for all
+// 4096 rows in float64 would take seconds.
+func TestAttentionBackwardSDShape(t *testing.T) {
+	p := AttnParams{Batch: 1, Heads: 8, Tq: 4096, Tk: 4096, HeadDim: 40}
+	rng := rand.New(rand.NewPCG(15, 16))
+	n := p.Tq * p.Heads * p.HeadDim
+	q, k, v, dout := attnRand(rng, n, 2), attnRand(rng, n, 2), attnRand(rng, n, 1), attnRand(rng, n, 1)
+	ws := new(Workspace)
+	out, lse := make([]float32, n), make([]float32, p.Heads*p.Tq)
+	AttentionForward(ws, out, lse, q, k, v, p)
+	dq, dk, dv := make([]float32, n), make([]float32, n), make([]float32, n)
+	AttentionBackward(ws, dq, dk, dv, dout, q, k, v, out, lse, p)
+
+	d, ld, scale := p.HeadDim, p.Heads*p.HeadDim, float64(p.scale())
+	dot := func(a, b []float32) float64 {
+		s := 0.0
+		for c := range d {
+			s += float64(a[c]) * float64(b[c])
+		}
+		return s
+	}
+	row := func(x []float32, i, h int) []float32 { return x[i*ld+h*d:][:d] }
+	// prob returns P_ij and dS_ij/scale of head h.
+	prob := func(i, j, h int) (pr, ds float64) {
+		pr = math.Exp(scale*dot(row(q, i, h), row(k, j, h)) - float64(lse[h*p.Tq+i]))
+		delta := dot(row(dout, i, h), row(out, i, h))
+		return pr, pr * (dot(row(dout, i, h), row(v, j, h)) - delta)
+	}
+	samples := []int{0, 1, 1000, 2047, 2048, 4095}
+	for h := range p.Heads {
+		for _, i := range samples {
+			want := make([]float64, d)
+			for j := range p.Tk {
+				_, ds := prob(i, j, h)
+				for c, kc := range row(k, j, h) {
+					want[c] += scale * ds * float64(kc)
+				}
+			}
+			attnCompare(t, fmt.Sprintf("dq[h%d,i%d]", h, i), row(dq, i, h), want, 1e-5, nil)
+		}
+		for _, j := range samples {
+			wantK, wantV := make([]float64, d), make([]float64, d)
+			for i := range p.Tq {
+				pr, ds := prob(i, j, h)
+				for c := range d {
+					wantK[c] += scale * ds * float64(row(q, i, h)[c])
+					wantV[c] += pr * float64(row(dout, i, h)[c])
+				}
+			}
+			attnCompare(t, fmt.Sprintf("dk[h%d,j%d]", h, j), row(dk, j, h), wantK, 1e-5, nil)
+			attnCompare(t, fmt.Sprintf("dv[h%d,j%d]", h, j), row(dv, j, h), wantV, 1e-5, nil)
+		}
+	}
+}
+
 // TestAttentionConcurrent runs calls with their own workspaces at the same
 // time (the worker pool then runs some on the calling goroutine alone) and
 // checks the results and that OpenBLAS gets its thread count back.
