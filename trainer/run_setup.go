@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"lorastudio/dataset"
@@ -137,7 +138,16 @@ func (j *job) planDataset(ctx context.Context) error {
 	}
 	items, imgs := ds.BucketItems()
 	if len(items) == 0 {
-		return fmt.Errorf("%s: no trainable images (every image has a problem, or its folder has 0 repeats)", j.cfg.TrainDataDir)
+		var why []string
+		for _, im := range ds.Images {
+			if len(im.Problems) > 0 && len(why) < 3 {
+				why = append(why, im.Rel+": "+im.Problems[0].String())
+			}
+		}
+		if len(why) == 0 {
+			why = append(why, "every folder has 0 repeats")
+		}
+		return fmt.Errorf("%s: no trainable images (%s)", j.cfg.TrainDataDir, strings.Join(why, "; "))
 	}
 	opts, err := j.cfg.BucketOptions()
 	if err != nil {

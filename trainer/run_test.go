@@ -1,7 +1,12 @@
 package trainer
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -49,5 +54,209 @@ func TestRunEvents(t *testing.T) {
 	}
 	for _, e := range events {
 		t.Logf("%T %+v", e, e)
+	}
+}
+
+// TestRunControls pauses, saves, resumes and stops a run and checks each
+// control is acknowledged and acts between steps.
+func TestRunControls(t *testing.T) {
+	data := demoImages(t, 5, 2, "cat")
+	cfg := demoJob(t, data, 40)
+	r := startRun(t, cfg)
+	var events []Event
+	var pausedAt int
+	for e := range r.Events() {
+		events = append(events, e)
+		switch e := e.(type) {
+		case Step:
+			if e.Step == 2 {
+				r.Pause()
+			}
+		case Paused:
+			pausedAt = e.Step
+			r.SaveNow()
+			r.Resume()
+		case Resumed:
+			r.Stop()
+			r.Stop() // repeated and late controls are harmless
+			r.Pause()
+		}
+	}
+	if err := r.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var saves []Saved
+	var resumed *Resumed
+	for _, e := range events {
+		switch e := e.(type) {
+		case Saved:
+			saves = append(saves, e)
+		case Resumed:
+			resumed = &e
+		}
+	}
+	fin := events[len(events)-1].(Finished)
+	switch {
+	case pausedAt < 2:
+		t.Fatalf("paused at step %d, want after step 2", pausedAt)
+	case resumed == nil || resumed.Step != pausedAt:
+		t.Fatalf("resumed %+v after pausing at %d", resumed, pausedAt)
+	case len(saves) < 1 || saves[0].Step != pausedAt || saves[0].Final || saves[0].StatePath == "":
+		t.Fatalf("saves %+v", saves)
+	case !fin.Stopped || fin.Step >= 40:
+		t.Fatalf("finished %+v", fin)
+	}
+	if want := fmt.Sprintf("demo_lora-step%08d.safetensors", pausedAt); filepath.Base(saves[0].Path) != want {
+		t.Errorf("save-now wrote %s, want %s", saves[0].Path, want)
+	}
+	// Stop saves what was trained since, under the step's name.
+	last := saves[len(saves)-1]
+	if fin.Path != last.Path || last.Step != fin.Step {
+		t.Errorf("stop saved %+v, finished %+v", last, fin)
+	}
+	for _, s := range saves {
+		if _, err := os.Stat(s.Path); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(last.StatePath); err != nil {
+		t.Errorf("a stopped run keeps its resume state: %v", err)
+	}
+}
+
+// TestCancelStopsAndSaves cancels the context of a run: it stops as Stop
+// does.
+func TestCancelStopsAndSaves(t *testing.T) {
+	data := demoImages(t, 5, 2, "cat")
+	cfg := demoJob(t, data, 40)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fin Finished
+	for e := range r.Events() {
+		if s, ok := e.(Step); ok && s.Step == 3 {
+			cancel()
+		}
+		if f, ok := e.(Finished); ok {
+			fin = f
+		}
+	}
+	if err := r.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !fin.Stopped || fin.Step < 3 || fin.Path == "" {
+		t.Fatalf("finished %+v", fin)
+	}
+	if _, err := os.Stat(statePath(&cfg)); err != nil {
+		t.Errorf("no resume state after the cancel: %v", err)
+	}
+}
+
+// TestNaNLossFails poisons an adapter while the run is paused: the next
+// step's loss is NaN, the run fails with a message that says so, and the
+// save made before is kept as the last good one.
+func TestNaNLossFails(t *testing.T) {
+	data := demoImages(t, 5, 2, "cat")
+	cfg := demoJob(t, data, 20)
+	j, err := prepare(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := launch(context.Background(), j)
+	var good string
+	var failed *Failed
+	for e := range r.Events() {
+		switch e := e.(type) {
+		case Step:
+			if e.Step == 3 {
+				r.SaveNow()
+				r.Pause()
+			}
+		case Saved:
+			good = e.Path
+		case Paused:
+			// The run waits for Resume: its adapters can be touched.
+			j.net.Modules[0].Up.Data[0] = float32(math.NaN())
+			r.Resume()
+		case Failed:
+			failed = &e
+		}
+	}
+	if failed == nil {
+		t.Fatal("no Failed event")
+	}
+	if err := r.Wait(); err == nil || err != failed.Err {
+		t.Errorf("Wait returned %v, the event %v", err, failed.Err)
+	}
+	msg := failed.Err.Error()
+	if !strings.Contains(msg, "NaN") || !strings.Contains(msg, "learning rate") || !strings.Contains(msg, good) {
+		t.Errorf("message %q should name the NaN, the learning rate and the kept save %s", msg, good)
+	}
+	if failed.LastSave != good {
+		t.Errorf("last save %q, want %q", failed.LastSave, good)
+	}
+	for name, v := range finalWeights(t, good) {
+		for _, x := range v {
+			if math.IsNaN(float64(x)) {
+				t.Fatalf("the kept save has NaN in %s", name)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.OutputDir, "demo_lora.safetensors")); !os.IsNotExist(err) {
+		t.Errorf("a failed run wrote a final LoRA: %v", err)
+	}
+}
+
+// TestStartValidatesBeforeWork: each bad setting is reported by Start,
+// naming its key, and nothing is written.
+func TestStartValidatesBeforeWork(t *testing.T) {
+	data := demoImages(t, 2, 1, "cat")
+	empty := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(empty, "10_nothing"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(empty, "10_nothing", "broken.png"), []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prompts := filepath.Join(t.TempDir(), "prompts.txt")
+	if err := os.WriteFile(prompts, []byte("# nothing but a comment\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, key string
+		edit      func(c *Config)
+	}{
+		{"rank 0", "network_dim", func(c *Config) { c.NetworkDim = 0 }},
+		{"negative learning rate", "learning_rate", func(c *Config) { c.LearningRate = -1e-4 }},
+		{"negative unet lr", "unet_lr", func(c *Config) { lr := -1.0; c.UNetLR = &lr }},
+		{"missing model", "pretrained_model_name_or_path", func(c *Config) { c.PretrainedModel = filepath.Join(empty, "nope.safetensors") }},
+		{"not a model", "pretrained_model_name_or_path", func(c *Config) { c.PretrainedModel = prompts }},
+		{"no images", "train_data_dir", func(c *Config) { c.TrainDataDir = t.TempDir() }},
+		{"only broken images", "train_data_dir", func(c *Config) { c.TrainDataDir = empty }},
+		{"text encoder training", "network_train_unet_only", func(c *Config) { c.NetworkTrainUNetOnly = false }},
+		{"empty prompts file", "sample_prompts", func(c *Config) { c.SamplePrompts = prompts }},
+		{"missing network weights", "network_weights", func(c *Config) { c.NetworkWeights = filepath.Join(empty, "x.safetensors") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := demoJob(t, data, 3)
+			tc.edit(&cfg)
+			r, err := Start(context.Background(), cfg)
+			if err == nil {
+				drain(t, r)
+				t.Fatal("Start accepted it")
+			}
+			var v ValidationErrors
+			if !errors.As(err, &v) || v.Field(tc.key) == "" {
+				t.Fatalf("error %v does not flag %s", err, tc.key)
+			}
+			t.Logf("%s: %s", tc.key, v.Field(tc.key))
+			if _, err := os.Stat(cfg.OutputDir); !os.IsNotExist(err) {
+				t.Errorf("output folder exists after a refused start: %v", err)
+			}
+		})
 	}
 }
