@@ -43,41 +43,60 @@ func (ws *workspace) folderRow(f *dataset.Folder) fyne.CanvasObject {
 	repeats.SetText(strconv.Itoa(f.Repeats))
 	class := widget.NewEntry()
 	class.SetText(f.ClassTokens)
-	class.SetPlaceHolder("class tokens")
+	class.SetPlaceHolder("class tokens, e.g. sks dog")
 
-	apply := widget.NewButton("Rename folder", nil)
+	// A subfolder is renamed on disk; the root cannot rename itself, so
+	// its values are kept for Reorganise.
+	apply := widget.NewButtonWithIcon("", theme.DocumentSaveIcon(), nil)
 	apply.Importance = widget.HighImportance
-	apply.Disable()
-	changed := func(string) {
+	apply.Hide()
+	values := func() (int, string, bool) {
 		n, err := strconv.Atoi(strings.TrimSpace(repeats.Text))
 		c := strings.TrimSpace(class.Text)
-		dirty := err == nil && n >= 1 && c != "" && (n != f.Repeats || c != f.ClassTokens || !f.Kohya)
-		if dirty && f.Rel != "." {
-			apply.Enable()
-		} else {
-			apply.Disable()
+		ok := err == nil && n >= 1 && n <= 100000 && c != ""
+		return n, c, ok && (n != f.Repeats || c != f.ClassTokens || (!f.Kohya && f.Rel != "."))
+	}
+	changed := func(string) {
+		n, c, dirty := values()
+		if !dirty {
+			apply.Hide()
+			return
 		}
+		if f.Rel == "." {
+			apply.SetText("Use for reorganising")
+		} else {
+			apply.SetText("Rename to " + dataset.FolderName(n, c))
+		}
+		apply.Show()
 	}
 	repeats.OnChanged = changed
 	class.OnChanged = changed
-	changed("")
 	apply.OnTapped = func() {
-		n, _ := strconv.Atoi(strings.TrimSpace(repeats.Text))
-		ws.confirmRename(f, n, strings.TrimSpace(class.Text))
+		n, c, dirty := values()
+		if !dirty {
+			return
+		}
+		if f.Rel == "." {
+			f.Repeats, f.ClassTokens = n, c
+			apply.Hide()
+			ws.summary.refresh()
+			return
+		}
+		ws.confirmRename(f, n, c)
 	}
 
+	repeatsBox := container.NewGridWrap(fyne.NewSize(64, repeats.MinSize().Height), repeats)
 	form := container.NewBorder(nil, nil,
-		container.NewHBox(widget.NewLabel("Repeats"), container.NewGridWrap(fyne.NewSize(72, repeats.MinSize().Height), repeats)),
-		apply,
-		class)
-	parts := []fyne.CanvasObject{container.NewBorder(nil, nil, nil, count, name), form}
+		container.NewHBox(widget.NewLabel("Repeats"), repeatsBox, widget.NewLabel("Class")),
+		nil, class)
+	parts := []fyne.CanvasObject{container.NewBorder(nil, nil, nil, count, name), form, apply}
 	if f.Rel == "." {
-		note := widget.NewLabel("The dataset root itself holds images: use Reorganise to give it a kohya folder.")
+		note := widget.NewLabel("The dataset root itself holds images. Reorganise puts them in a kohya folder with these values.")
 		note.Wrapping = fyne.TextWrapWord
 		note.Importance = widget.LowImportance
 		parts = append(parts, note)
 	} else if !f.Kohya {
-		note := widget.NewLabel("Plain folder: trained with 1 repeat. Rename it to set repeats and class tokens.")
+		note := widget.NewLabel("Plain folder: trains with 1 repeat. Set repeats and class tokens to rename it the kohya way.")
 		note.Wrapping = fyne.TextWrapWord
 		note.Importance = widget.LowImportance
 		parts = append(parts, note)

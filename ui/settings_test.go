@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"image"
+	"image/color"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -97,4 +99,33 @@ func TestItoa(t *testing.T) {
 			t.Errorf("itoa(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+func TestCompactImageKeepsColours(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 7, 5))
+	for y := range 5 {
+		for x := range 7 {
+			src.Set(x, y, color.RGBA{R: 200, G: 40, B: 90, A: 255})
+		}
+	}
+	out := compactImage(src)
+	if out.Bounds() != src.Bounds() {
+		t.Fatalf("bounds %v, want %v", out.Bounds(), src.Bounds())
+	}
+	for _, p := range []image.Point{{0, 0}, {6, 4}, {3, 2}} {
+		r, g, b, _ := out.At(p.X, p.Y).RGBA()
+		if d := max(absDiff(r>>8, 200), absDiff(g>>8, 40), absDiff(b>>8, 90)); d > 3 {
+			t.Errorf("pixel %v = %d,%d,%d, want about 200,40,90", p, r>>8, g>>8, b>>8)
+		}
+	}
+	if again := compactImage(out); again != out {
+		t.Error("a 4:2:0 image was converted again")
+	}
+}
+
+func absDiff(a uint32, b uint32) uint32 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }

@@ -36,7 +36,7 @@ func newSummaryView(ws *workspace) *summaryView {
 	v := &summaryView{ws: ws}
 	v.images = newTile("images", nil)
 	v.folders = newTile("folders", nil)
-	v.steps = newTile("steps per epoch (images × repeats)", nil)
+	v.steps = newTile("steps per epoch", nil)
 	v.reso = newTile("smallest – largest", nil)
 	v.untagged = newTile("without tags", func() {
 		ws.nav.SelectIndex(1)
@@ -102,7 +102,7 @@ func (v *summaryView) refresh() {
 	s := v.ws.ds.Summary()
 	v.images.set(itoa(s.Images), imagesCaption(s))
 	v.folders.set(itoa(len(s.Folders)), "folders (concepts)")
-	v.steps.set(itoa(s.StepsPerEpoch), "steps per epoch (images × repeats)")
+	v.steps.set(itoa(s.StepsPerEpoch), "steps per epoch")
 	switch {
 	case s.Trainable > 0 && s.MinReso == s.MaxReso:
 		v.reso.set(s.MinReso.String(), "every image's size")

@@ -83,7 +83,6 @@ func (ws *workspace) build() fyne.CanvasObject {
 	ws.nav = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dataset", theme.GridIcon(), ws.datasetScreen()),
 		container.NewTabItemWithIcon("Tags", theme.DocumentCreateIcon(), ws.tagsScreen()),
-		container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), ws.s.trainTab(ws)),
 	)
 	ws.nav.SetTabLocation(container.TabLocationLeading)
 	ws.editor.show()
@@ -108,6 +107,9 @@ func (ws *workspace) startThumbnails() {
 		}
 		start := time.Now()
 		_ = t.Run(ctx, images, func(th dataset.Thumb) {
+			if th.Image != nil {
+				th.Image = compactImage(th.Image)
+			}
 			ws.thumbs.set(th, time.Since(start))
 			ws.bg.Trigger()
 		})
