@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"lorastudio/dataset"
 	"lorastudio/nn"
 )
 
@@ -112,4 +113,62 @@ func (t *WD14) Predict(ctx context.Context, img image.Image, o SelectOptions) (P
 		return Prediction{}, err
 	}
 	return SelectTags(t.Labels, probs[0], o), nil
+}
+
+// FileResult is the prediction for one image file, or why there is none.
+type FileResult struct {
+	Index      int
+	Path       string
+	Prediction Prediction
+	Err        error
+}
+
+// PredictFiles tags image files one after another, decoding the next file
+// while the network runs on the current one, and calls fn in order for
+// each. Images over maxPixels (0: the dataset default) are refused before
+// decoding. It stops early, returning ctx's error, when ctx is cancelled.
+func (t *WD14) PredictFiles(ctx context.Context, paths []string, maxPixels int, o SelectOptions, fn func(FileResult)) error {
+	type decoded struct {
+		x   []float32
+		err error
+	}
+	size := t.ImageSize()
+	next := make(chan decoded, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(next)
+		for _, p := range paths {
+			var d decoded
+			img, err := dataset.DecodeImage(p, maxPixels)
+			if err != nil {
+				d.err = err
+			} else {
+				d.x = Preprocess(img, size)
+			}
+			select {
+			case next <- d:
+			case <-done:
+				return
+			}
+		}
+	}()
+	for i, p := range paths {
+		var d decoded
+		select {
+		case d = <-next:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		r := FileResult{Index: i, Path: p, Err: d.err}
+		if d.err == nil {
+			probs, err := t.ProbabilitiesOf(ctx, d.x, 1)
+			if err != nil {
+				return err
+			}
+			r.Prediction = SelectTags(t.Labels, probs[0], o)
+		}
+		fn(r)
+	}
+	return nil
 }
