@@ -83,6 +83,7 @@ func (ws *workspace) build() fyne.CanvasObject {
 	ws.nav = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dataset", theme.GridIcon(), ws.datasetScreen()),
 		container.NewTabItemWithIcon("Tags", theme.DocumentCreateIcon(), ws.tagsScreen()),
+		container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), ws.s.trainTab(ws)),
 	)
 	ws.nav.SetTabLocation(container.TabLocationLeading)
 	ws.editor.show()
