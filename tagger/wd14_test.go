@@ -129,7 +129,7 @@ func TestWD14TinyLogits(t *testing.T) {
 	}
 }
 
-func decodeFile(t *testing.T, name string) image.Image {
+func decodeFile(t testing.TB, name string) image.Image {
 	t.Helper()
 	img, err := dataset.DecodeImage(filepath.Join(wd14Testdata, name), 0)
 	if err != nil {
