@@ -190,10 +190,16 @@ func Sigmoid(x []float32) {
 	}
 }
 
+// weightSource is what the loader needs of a safetensors file.
+type weightSource interface {
+	Info(name string) (dtype string, shape []int, ok bool)
+	Float32(name string) (*nn.Tensor, error)
+}
+
 // weightReader reads named tensors and checks their shapes, remembering the
 // first problem so a loader reads like a list of weights.
 type weightReader struct {
-	f   *nn.File
+	f   weightSource
 	err error
 }
 
@@ -247,7 +253,7 @@ var ErrNotViT = errors.New("not a timm ViT tagger (wd-vit-tagger-v3 layout); Swi
 // inferViTConfig reads the model size from the weight shapes. heads comes
 // from config.json when the folder has one (0 otherwise: then timm's
 // ViT-B rule of 64-wide heads).
-func inferViTConfig(f *nn.File, heads int) (ViTConfig, error) {
+func inferViTConfig(f weightSource, heads int) (ViTConfig, error) {
 	shape := func(name string) []int {
 		_, s, ok := f.Info(name)
 		if !ok {
@@ -300,7 +306,7 @@ func inferViTConfig(f *nn.File, heads int) (ViTConfig, error) {
 }
 
 // loadViT builds the network from an open safetensors file.
-func loadViT(f *nn.File, heads int) (*ViT, error) {
+func loadViT(f weightSource, heads int) (*ViT, error) {
 	c, err := inferViTConfig(f, heads)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package tagger
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"image"
 	"image/png"
@@ -315,5 +316,58 @@ func TestLoadWD14WrongShapes(t *testing.T) {
 				t.Errorf("errors.Is(ErrNotViT) = %v, want %v", !tt.notViT, tt.notViT)
 			}
 		})
+	}
+}
+
+// shapeSource serves zero tensors of the shapes in a key list and records
+// what the loader reads.
+type shapeSource struct {
+	shapes map[string][]int
+	read   map[string]bool
+}
+
+func (s *shapeSource) Info(name string) (string, []int, bool) {
+	sh, ok := s.shapes[name]
+	return "F32", sh, ok
+}
+
+func (s *shapeSource) Float32(name string) (*nn.Tensor, error) {
+	s.read[name] = true
+	return nn.New(s.shapes[name]...), nil
+}
+
+// TestLoadRealViTKeys loads the key names and shapes of the real
+// wd-vit-tagger-v3 (as timm builds it from its config.json): every tensor
+// is used and the size comes out as ViT-B/16 at 448.
+func TestLoadRealViTKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates the full model (378 MB)")
+	}
+	b, err := os.ReadFile(filepath.Join(wd14Testdata, "real_vit_b16_448_keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &shapeSource{read: map[string]bool{}}
+	if err := json.Unmarshal(b, &src.shapes); err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadViT(src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ViTConfig{ImageSize: 448, Patch: 16, Dim: 768, Depth: 12, Heads: 12, MLPHidden: 3072, Classes: 10861}
+	if m.Config != want {
+		t.Errorf("config %+v, want %+v", m.Config, want)
+	}
+	if m.Config.Tokens() != 784 {
+		t.Errorf("%d tokens, want 784", m.Config.Tokens())
+	}
+	for name := range src.shapes {
+		if !src.read[name] {
+			t.Errorf("tensor %s not used", name)
+		}
+	}
+	if len(src.shapes) != 151 {
+		t.Errorf("%d keys, want 151", len(src.shapes))
 	}
 }
