@@ -13,6 +13,8 @@ import (
 const usage = `usage:
   lorastudio [DIR]                     open the studio (optionally with a dataset folder)
   lorastudio dataset DIR               summarise a dataset folder and list problem files
+  lorastudio tag --model DIR_OR_FILE [--threshold 0.35 --character-threshold 0.85 --append --dry-run ...] DATASET_DIR
+                                       auto-tag every image with a WD14 tagger and save the captions
   lorastudio bench                     measure this machine's BLAS and kernels
   lorastudio help                      this text
 `
@@ -32,6 +34,8 @@ func run(args []string) int {
 		return runBench(args[1:])
 	case "dataset":
 		return runDataset(args[1:])
+	case "tag":
+		return runTag(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0
