@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
@@ -30,6 +31,11 @@ func runGUI(dir string) int {
 	studio := ui.New(a, w, settingsPath)
 	if dir != "" {
 		studio.Open(dir)
+	}
+	// LORASTUDIO_DEMO_TRAIN=N trains the demo model N steps at start, for
+	// the GUI smoke test's picture of the Train screen.
+	if n, err := strconv.Atoi(os.Getenv("LORASTUDIO_DEMO_TRAIN")); err == nil && n > 0 {
+		studio.DemoTrain(n)
 	}
 	w.ShowAndRun()
 	return 0

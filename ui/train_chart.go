@@ -8,6 +8,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	"gonum.org/v1/plot"
@@ -33,6 +34,8 @@ type lossChart struct {
 	points   []chartPoint
 	logScale bool
 	img      *canvas.Image
+	// lrNow shows the current learning rate in the legend.
+	lrNow *widget.Label
 	// drawn is the pixel size and point count of the current image.
 	drawnSize   image.Point
 	drawnPoints int
@@ -40,7 +43,7 @@ type lossChart struct {
 }
 
 func newLossChart() *lossChart {
-	c := &lossChart{img: canvas.NewImageFromImage(nil)}
+	c := &lossChart{img: canvas.NewImageFromImage(nil), lrNow: widget.NewLabel("learning rate")}
 	c.img.FillMode = canvas.ImageFillStretch
 	c.img.ScaleMode = canvas.ImageScaleFastest
 	c.ExtendBaseWidget(c)
@@ -57,6 +60,27 @@ func (c *lossChart) add(steps []trainer.Step) {
 	for _, s := range steps {
 		c.points = append(c.points, chartPoint{step: float64(s.Step), loss: s.Loss, avg: s.AvgLoss, lr: s.LR})
 	}
+	if len(steps) > 0 {
+		c.lrNow.SetText("learning rate (now " + strconv.FormatFloat(steps[len(steps)-1].LR, 'g', 3, 64) + ")")
+	}
+}
+
+// legend names the chart's series with their colours, drawn by Fyne
+// beside the chart's controls rather than over the data.
+func (c *lossChart) legend() fyne.CanvasObject {
+	pal := chartColors()
+	swatch := func(col color.Color, w, h float32) fyne.CanvasObject {
+		r := canvas.NewRectangle(col)
+		r.SetMinSize(fyne.NewSize(w, h))
+		r.CornerRadius = h / 2
+		return container.NewCenter(r)
+	}
+	loss := widget.NewLabel("loss of each step")
+	avg := widget.NewLabel("running average (epoch)")
+	return container.NewHBox(
+		swatch(color.NRGBA{0x5b, 0x9b, 0xd5, 0xff}, 7, 7), loss,
+		swatch(pal.avg, 18, 3), avg,
+		swatch(pal.lr, 18, 3), c.lrNow)
 }
 
 func (c *lossChart) setLogScale(on bool) {
@@ -64,7 +88,7 @@ func (c *lossChart) setLogScale(on bool) {
 	c.Refresh()
 }
 
-func (c *lossChart) MinSize() fyne.Size { return fyne.NewSize(360, 220) }
+func (c *lossChart) MinSize() fyne.Size { return fyne.NewSize(360, 180) }
 
 func (c *lossChart) CreateRenderer() fyne.WidgetRenderer { return &chartRenderer{c: c} }
 
@@ -126,11 +150,14 @@ func drawLossChart(points []chartPoint, logScale bool, px image.Point, scale flo
 	dc := draw.New(img)
 
 	loss := newStyledPlot(pal)
-	loss.Y.Label.Text = "loss (MSE of the predicted noise)"
+	loss.Y.Label.Text = "loss (MSE)"
+	loss.Y.Tick.Marker = niceTicks{n: 5}
+	loss.X.Tick.Marker = niceTicks{n: 8}
 	lr := newStyledPlot(pal)
-	lr.Y.Label.Text = "learning rate"
+	lr.Y.Label.Text = "LR"
 	lr.X.Label.Text = "optimizer step"
-	lr.Y.Tick.Marker = sciTicks{}
+	lr.Y.Tick.Marker = niceTicks{n: 2}
+	lr.X.Tick.Marker = niceTicks{n: 8}
 
 	if len(points) == 0 {
 		loss.Title.Text = "The loss appears here once training steps arrive"
@@ -142,7 +169,7 @@ func drawLossChart(points []chartPoint, logScale bool, px image.Point, scale flo
 		loss.X.Min, loss.X.Max, lr.X.Min, lr.X.Max = 0, math.Max(maxStep, 2), 0, math.Max(maxStep, 2)
 		lr.Y.Min = 0
 	}
-	lrHeight := h * 0.3
+	lrHeight := h * 0.34
 	top := draw.Crop(dc, 0, 0, lrHeight, 0)
 	bottom := draw.Crop(dc, 0, 0, 0, -(h - lrHeight))
 	// Align the two data areas on the left so the steps line up.
@@ -161,17 +188,17 @@ func newStyledPlot(pal chartPalette) *plot.Plot {
 	p := plot.New()
 	p.BackgroundColor = color.Transparent
 	p.Title.TextStyle.Color = pal.fg
+	p.Title.TextStyle.Font.Variant = "Sans"
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
 		a.Color = pal.fg
 		a.Label.TextStyle.Color = pal.fg
 		a.Tick.Color = pal.fg
 		a.Tick.Label.Color = pal.fg
 		a.Label.TextStyle.Font.Size = vg.Points(10)
+		a.Label.TextStyle.Font.Variant = "Sans"
 		a.Tick.Label.Font.Size = vg.Points(9)
+		a.Tick.Label.Font.Variant = "Sans"
 	}
-	p.Legend.TextStyle.Color = pal.fg
-	p.Legend.TextStyle.Font.Size = vg.Points(9)
-	p.Legend.Top = true
 	g := plotter.NewGrid()
 	g.Vertical.Color, g.Horizontal.Color = pal.grid, pal.grid
 	p.Add(g)
@@ -217,7 +244,7 @@ func addLossSeries(p *plot.Plot, points []chartPoint, logScale bool, pal chartPa
 	}
 	if logScale {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = logTicks{}
 		p.Y.Min = floor * 0.8
 	} else {
 		p.Y.Min = 0
@@ -228,14 +255,12 @@ func addLossSeries(p *plot.Plot, points []chartPoint, logScale bool, pal chartPa
 		sc.GlyphStyle.Radius = vg.Points(1.6)
 		sc.GlyphStyle.Shape = draw.CircleGlyph{}
 		p.Add(sc)
-		p.Legend.Add("loss of each step", sc)
 	}
 	line, err := plotter.NewLine(avg)
 	if err == nil {
 		line.Color = pal.avg
 		line.Width = vg.Points(2.2)
 		p.Add(line)
-		p.Legend.Add("running average (epoch)", line)
 	}
 }
 
@@ -255,18 +280,69 @@ func addLRSeries(p *plot.Plot, points []chartPoint, pal chartPalette) {
 	line.Color = pal.lr
 	line.Width = vg.Points(1.8)
 	p.Add(line)
-	p.Legend.Add("learning rate, now "+strconv.FormatFloat(points[len(points)-1].lr, 'g', 3, 64), line)
 }
 
-// sciTicks labels learning rates as people write them: 1e-04, 5e-05.
-type sciTicks struct{}
+// niceTicks puts about n labelled ticks at round values (1, 2 or 5 times
+// a power of ten), labelled with just the digits they need: 0.05, 1e-04.
+type niceTicks struct{ n int }
 
-func (sciTicks) Ticks(min, max float64) []plot.Tick {
-	ticks := plot.DefaultTicks{}.Ticks(min, max)
-	for i := range ticks {
-		if ticks[i].Label != "" {
-			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'g', 2, 64)
+func (t niceTicks) Ticks(min, max float64) []plot.Tick {
+	if !(max > min) {
+		return []plot.Tick{{Value: min, Label: strconv.FormatFloat(min, 'g', 3, 64)}}
+	}
+	raw := (max - min) / float64(t.n)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(min/step) * step; v <= max+step*1e-9; v += step {
+		if math.Abs(v) < step*1e-9 {
+			v = 0
+		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: tickLabel(v, step)})
+	}
+	return ticks
+}
+
+// logTicks labels 1, 2 and 5 times each power of ten on a log axis, with
+// unlabelled ticks between, so even a range within one decade has labels.
+type logTicks struct{}
+
+func (logTicks) Ticks(min, max float64) []plot.Tick {
+	if min <= 0 || !(max > min) {
+		return niceTicks{n: 5}.Ticks(min, max)
+	}
+	var ticks []plot.Tick
+	for k := math.Floor(math.Log10(min)); k <= math.Ceil(math.Log10(max)); k++ {
+		mag := math.Pow(10, k)
+		for d := 1.0; d < 10; d++ {
+			v := d * mag
+			if v < min || v > max {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if d == 1 || d == 2 || d == 5 {
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			ticks = append(ticks, t)
 		}
 	}
 	return ticks
+}
+
+// tickLabel writes v with the precision step needs; tiny values (learning
+// rates) in exponent form.
+func tickLabel(v, step float64) string {
+	if v == 0 {
+		return "0"
+	}
+	if step < 1e-3 {
+		return strconv.FormatFloat(v, 'e', max(0, int(math.Ceil(-math.Log10(step/math.Abs(v))))-1), 64)
+	}
+	return strconv.FormatFloat(v, 'f', max(0, int(math.Ceil(-math.Log10(step)))), 64)
 }

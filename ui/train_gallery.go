@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"lorastudio/trainer"
@@ -31,9 +32,8 @@ func newSampleGallery(win fyne.Window) *sampleGallery {
 		func(id widget.GridWrapItemID, o fyne.CanvasObject) {
 			o.(*sampleCell).show(g.samples[len(g.samples)-1-id])
 		})
-	g.empty = widget.NewLabelWithStyle("Sample images appear here while training: add prompts under Samples in the settings.",
+	g.empty = widget.NewLabelWithStyle("Samples appear here while training (add prompts under Samples).",
 		fyne.TextAlignCenter, fyne.TextStyle{Italic: true})
-	g.empty.Wrapping = fyne.TextWrapWord
 	g.empty.Importance = widget.LowImportance
 	g.box = container.NewStack(g.grid, container.NewCenter(g.empty))
 	return g
@@ -86,12 +86,12 @@ type sampleCell struct {
 func newSampleCell(g *sampleGallery) *sampleCell {
 	c := &sampleCell{g: g, img: canvas.NewImageFromImage(nil)}
 	c.img.FillMode = canvas.ImageFillContain
-	c.img.SetMinSize(fyne.NewSquareSize(150))
+	c.img.SetMinSize(fyne.NewSquareSize(120))
 	c.prompt = widget.NewLabel("")
 	c.prompt.Truncation = fyne.TextTruncateEllipsis
 	c.step = widget.NewLabel("")
 	c.step.Importance = widget.LowImportance
-	c.step.SizeName = "captionText"
+	c.step.SizeName = theme.SizeNameCaptionText
 	c.ExtendBaseWidget(c)
 	return c
 }
@@ -115,5 +115,5 @@ func (c *sampleCell) Tapped(*fyne.PointEvent) {
 
 func (c *sampleCell) CreateRenderer() fyne.WidgetRenderer {
 	box := container.NewBorder(nil, container.NewVBox(c.prompt, c.step), nil, nil, c.img)
-	return widget.NewSimpleRenderer(container.NewGridWrap(fyne.NewSize(170, 220), box))
+	return widget.NewSimpleRenderer(container.NewGridWrap(fyne.NewSize(150, 190), box))
 }

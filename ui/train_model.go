@@ -55,9 +55,9 @@ func newModelPicker(p *trainPanel) *modelPicker {
 	m.problem.Wrapping = fyne.TextWrapWord
 	m.problem.Importance = widget.DangerImportance
 	m.problem.Hide()
-	m.file = widget.NewButtonWithIcon("Checkpoint file…", theme.FileIcon(), m.chooseFile)
+	m.file = widget.NewButtonWithIcon("File…", theme.FileIcon(), m.chooseFile)
 	m.folder = widget.NewButtonWithIcon("Diffusers folder…", theme.FolderOpenIcon(), m.chooseFolder)
-	m.demo = widget.NewButtonWithIcon("Use the demo model", theme.MediaPlayIcon(), func() { m.path.SetText(trainer.DemoModel) })
+	m.demo = widget.NewButtonWithIcon("Demo model", theme.MediaPlayIcon(), func() { m.path.SetText(trainer.DemoModel) })
 	buttons := container.NewHBox(m.file, m.folder, m.demo)
 	m.box = container.NewVBox(m.path, buttons, m.info, m.problem)
 	return m

@@ -67,7 +67,7 @@ func newRunMonitor(p *trainPanel) *runMonitor {
 	m.stopBtn.Importance = widget.DangerImportance
 	m.save = widget.NewButtonWithIcon("Save now", theme.DocumentSaveIcon(), m.saveNow)
 	m.resume = widget.NewButtonWithIcon("Resume unfinished…", theme.HistoryIcon(), m.chooseUnfinished)
-	buttons := container.NewHBox(m.resume, m.save, m.pause, m.stopBtn, m.start)
+	buttons := container.NewHBox(m.start, m.pause, m.stopBtn, m.save, m.resume)
 
 	m.plan = newPlanView()
 
@@ -84,7 +84,7 @@ func newRunMonitor(p *trainPanel) *runMonitor {
 	m.chart = newLossChart()
 	m.redraw = newCoalescer(250*time.Millisecond, p.s.do, m.chart.Refresh)
 	m.logTog = widget.NewCheck("Log scale", m.chart.setLogScale)
-	chartHead := container.NewBorder(nil, nil, widget.NewLabelWithStyle("Loss", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), m.logTog)
+	chartHead := container.NewBorder(nil, nil, widget.NewLabelWithStyle("Loss", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), m.logTog, m.chart.legend())
 	m.gallery = newSampleGallery(p.s.win)
 	m.log = newLogPane(p.s.win)
 	m.tabs = container.NewAppTabs(
@@ -92,10 +92,9 @@ func newRunMonitor(p *trainPanel) *runMonitor {
 		container.NewTabItemWithIcon("Log", theme.ListIcon(), m.log.object()),
 	)
 
-	head := container.NewBorder(nil, nil, nil, buttons, container.NewVBox(m.title, m.subtitle))
-	top := container.NewVBox(head, m.reason, widget.NewCard("", "", m.plan.box), m.caching, m.bar, m.detail)
+	top := container.NewVBox(m.title, m.subtitle, buttons, m.reason, widget.NewCard("", "", m.plan.box), m.caching, m.bar, m.detail)
 	lower := container.NewVSplit(container.NewBorder(chartHead, nil, nil, nil, m.chart), m.tabs)
-	lower.SetOffset(0.62)
+	lower.SetOffset(0.66)
 	m.box = container.NewPadded(container.NewBorder(top, nil, nil, nil, lower))
 	m.setButtons()
 	return m
@@ -246,6 +245,7 @@ func (m *runMonitor) apply(r *activeRun) {
 		}
 		m.p.st.stepTimes[r.timingKey] = meanSeconds(m.recent)
 		m.bar.SetValue(float64(last.Step))
+		m.showPlan()
 		if !r.paused && !r.stopping {
 			m.title.SetText("Training")
 		}

@@ -113,7 +113,7 @@ func writeAtomic(path string, data []byte) error {
 func newPresetBar(p *trainPanel) fyne.CanvasObject {
 	load := widget.NewButtonWithIcon("Load…", theme.FolderOpenIcon(), p.chooseLoadPreset)
 	save := widget.NewButtonWithIcon("Save…", theme.DocumentSaveIcon(), p.chooseSavePreset)
-	kohya := widget.NewButtonWithIcon("Import kohya_ss…", theme.UploadIcon(), p.chooseImportKohya)
+	kohya := widget.NewButtonWithIcon("kohya_ss…", theme.UploadIcon(), p.chooseImportKohya)
 	reset := widget.NewButtonWithIcon("Defaults", theme.ContentUndoIcon(), func() {
 		dialog.ShowConfirm("Reset settings", "Go back to kohya_ss's default settings? The base model and output stay.", func(ok bool) {
 			if ok {
@@ -125,7 +125,7 @@ func newPresetBar(p *trainPanel) fyne.CanvasObject {
 	})
 	title := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameSubHeadingText
-	return container.NewBorder(nil, nil, title, nil, container.NewHBox(load, save, kohya, reset))
+	return container.NewVBox(title, container.NewHBox(load, save, kohya, reset))
 }
 
 // applyConfig shows cfg in the form; the open dataset stays the training

@@ -206,6 +206,7 @@ func (p *trainPanel) attach(r *trainer.Run, cfg trainer.Config) {
 // finish is called once the run's last event has been shown.
 func (p *trainPanel) finish(ar *activeRun) {
 	ar.ended = true
+	p.st.planFor = "" // look for the run's resume state again
 	p.form.setEnabled(true)
 	p.saveSettings()
 	p.changed()

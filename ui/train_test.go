@@ -2,6 +2,7 @@ package ui
 
 import (
 	"image/color"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,5 +121,79 @@ func TestTrainFormFlagsInvalidValues(t *testing.T) {
 	}
 	if !strings.Contains(p.model.info.Text, "demo model") {
 		t.Errorf("without a model the demo is not offered: %q", p.model.info.Text)
+	}
+}
+
+// TestTrainDemoRun trains the demo model on four 64 px images through the
+// screen: the chart gains points and the bar advances, pause holds the
+// run, resume continues it, stop saves a LoRA with its resume state, and
+// the screen then offers to continue the run.
+func TestTrainDemoRun(t *testing.T) {
+	h, p := openTrain(t, 4)
+	p.model.path.SetText(trainer.DemoModel)
+	for key, text := range map[string]string{
+		"resolution": "64", "max_train_epochs": "0", "max_train_steps": "200",
+		"learning_rate": "0.001", "lr_warmup_steps": "0", "save_every_n_epochs": "0",
+		"sample_every_n_steps": "2",
+	} {
+		setEntry(t, p, key, text)
+	}
+	p.form.byKey["enable_bucket"].input.(*widget.Check).SetChecked(false)
+	p.form.byKey["lr_scheduler"].input.(*widget.Select).SetSelected("constant")
+	p.form.prompts.SetText("a blue toy --w 64 --h 64 --s 2 --d 3")
+	h.pump("the plan", func() bool { return p.st.plan != nil && !p.monitor.start.Disabled() })
+	if got := p.monitor.plan.total.value.Text; !strings.HasPrefix(got, "200") {
+		t.Errorf("plan shows %q total steps, want 200", got)
+	}
+	if got := p.monitor.plan.samples.value.Text; got != "4 × → 4" {
+		t.Errorf("plan shows %q images x repeats", got)
+	}
+
+	test.Tap(p.monitor.start)
+	h.pump("two steps", func() bool { return len(p.monitor.chart.points) >= 2 })
+	if p.monitor.bar.Value < 2 || p.monitor.bar.Max != 200 {
+		t.Errorf("progress %v / %v after two steps", p.monitor.bar.Value, p.monitor.bar.Max)
+	}
+	if !strings.Contains(p.monitor.bar.TextFormatter(), "/ 200") {
+		t.Errorf("bar text %q", p.monitor.bar.TextFormatter())
+	}
+	h.pump("the chart", func() bool { return p.monitor.chart.drawnPoints >= 2 && p.monitor.chart.img.Image != nil })
+	if !p.monitor.start.Disabled() || p.monitor.pause.Disabled() || p.monitor.stopBtn.Disabled() {
+		t.Error("while training: Start enabled or Pause/Stop disabled")
+	}
+
+	test.Tap(p.monitor.pause)
+	h.pump("paused", func() bool { return p.st.run.paused })
+	if p.monitor.title.Text != "Paused" || p.monitor.pause.Text != "Resume" {
+		t.Errorf("paused: title %q, button %q", p.monitor.title.Text, p.monitor.pause.Text)
+	}
+	at := len(p.monitor.chart.points)
+	h.drain()
+	if n := len(p.monitor.chart.points); n != at {
+		t.Errorf("steps went on while paused: %d -> %d", at, n)
+	}
+
+	test.Tap(p.monitor.pause)
+	h.pump("resumed", func() bool { return !p.st.run.paused && len(p.monitor.chart.points) > at })
+	h.pump("a sample", func() bool { return len(p.monitor.gallery.samples) > 0 })
+	if s := p.monitor.gallery.samples[0]; s.Prompt != "a blue toy" {
+		t.Errorf("sample prompt %q", s.Prompt)
+	}
+
+	test.Tap(p.monitor.stopBtn)
+	h.pump("the run to end", func() bool { return p.st.run.ended })
+	if p.monitor.title.Text != "Stopped" {
+		t.Errorf("title %q after Stop", p.monitor.title.Text)
+	}
+	saved := p.monitor.lastSave
+	if st, err := os.Stat(saved); err != nil || st.Size() == 0 {
+		t.Fatalf("no LoRA file after Stop (%q): %v", saved, err)
+	}
+	if len(p.monitor.log.lines) == 0 {
+		t.Error("the log is empty")
+	}
+	h.pump("the unfinished run", func() bool { return len(p.st.unfinished) == 1 && p.monitor.resume.Visible() })
+	if p.monitor.start.Disabled() {
+		t.Errorf("Start disabled after the run: %q", p.monitor.reason.Text)
 	}
 }
