@@ -2,6 +2,7 @@ package sd
 
 import (
 	"fmt"
+	"slices"
 
 	"lorastudio/nn"
 )
@@ -23,24 +24,37 @@ import (
 // are not safe for concurrent use.
 
 // Scratch is the temporary memory of model calls: the kernels' workspace and
-// a pool of activation buffers keyed by length. Modules take their outputs
-// and temporaries from it; callers give tensors back with Release when they
-// are done so the next call reuses them, which keeps the resident size near
-// the live activations instead of everything a forward pass ever touched.
-// The zero value is ready to use. A Scratch must not be shared by concurrent
-// calls.
+// a pool of activation buffers. Modules take their outputs and temporaries
+// from it; callers give tensors back with Release when they are done so the
+// next call reuses them, which keeps the resident size near the live
+// activations instead of everything a forward pass ever touched.
+//
+// A request takes the smallest free buffer that holds it, up to four times
+// its size, so steps of another resolution (training buckets, a preview
+// between steps) reuse the buffers of earlier ones instead of piling up a
+// set per shape. The zero value is ready to use. A Scratch must not be shared
+// by concurrent calls.
 type Scratch struct {
 	WS   nn.Workspace
-	free map[int][][]float32
+	free map[int][][]float32 // by capacity
+	caps []int               // the keys of free, ascending
 }
 
 // Tensor returns a tensor of the given shape with undefined contents.
 func (s *Scratch) Tensor(shape ...int) *nn.Tensor {
 	n := nn.Numel(shape)
-	if l := s.free[n]; len(l) > 0 {
+	i, _ := slices.BinarySearch(s.caps, n)
+	for ; i < len(s.caps) && s.caps[i] <= 4*n; i++ {
+		c := s.caps[i]
+		l := s.free[c]
 		d := l[len(l)-1]
-		s.free[n] = l[:len(l)-1]
-		return nn.FromData(d, shape...)
+		if len(l) == 1 {
+			delete(s.free, c)
+			s.caps = slices.Delete(s.caps, i, i+1)
+		} else {
+			s.free[c] = l[:len(l)-1]
+		}
+		return nn.FromData(d[:n], shape...)
 	}
 	return nn.FromData(make([]float32, n), shape...)
 }
@@ -52,17 +66,22 @@ func (s *Scratch) Release(ts ...*nn.Tensor) {
 		s.free = map[int][][]float32{}
 	}
 	for _, t := range ts {
-		if t == nil || len(t.Data) == 0 {
+		if t == nil || cap(t.Data) == 0 {
 			continue
 		}
-		s.free[len(t.Data)] = append(s.free[len(t.Data)], t.Data)
+		c := cap(t.Data)
+		if _, ok := s.free[c]; !ok {
+			i, _ := slices.BinarySearch(s.caps, c)
+			s.caps = slices.Insert(s.caps, i, c)
+		}
+		s.free[c] = append(s.free[c], t.Data[:c])
 	}
 }
 
 // Drop forgets every pooled buffer so the garbage collector can return the
 // memory.
 func (s *Scratch) Drop() {
-	s.free = nil
+	s.free, s.caps = nil, nil
 	s.WS = nn.Workspace{}
 }
 

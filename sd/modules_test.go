@@ -390,3 +390,22 @@ func TestTransformerBackwardStopsEarly(t *testing.T) {
 		t.Errorf("adapter gradients differ by %.3g without the input gradient", d)
 	}
 }
+
+func TestScratchReuse(t *testing.T) {
+	var s Scratch
+	a := s.Tensor(10, 10)
+	b := s.Tensor(50)
+	s.Release(a, b)
+	if c := s.Tensor(40); &c.Data[0] != &b.Data[0] || len(c.Data) != 40 {
+		t.Error("a 40-value request did not reuse the 50-value buffer (best fit)")
+	}
+	if d := s.Tensor(20); &d.Data[0] == &a.Data[0] {
+		t.Error("a 20-value request took a 100-value buffer (over 4x)")
+	}
+	if e := s.Tensor(100); &e.Data[0] != &a.Data[0] {
+		t.Error("the 100-value buffer was not reused")
+	}
+	if f := s.Tensor(3); len(f.Data) != 3 || len(s.caps) != 0 {
+		t.Errorf("pool not empty: %v", s.caps)
+	}
+}

@@ -3,6 +3,7 @@ package sd
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -306,4 +307,26 @@ func maxAbs(x []float32) float64 {
 		m = max(m, math.Abs(float64(v)))
 	}
 	return m
+}
+
+// Calls at other sizes in between (buckets, previews) reuse pooled buffers
+// and must not change the result.
+func TestUNetInterleavedSizes(t *testing.T) {
+	u := tinyUNet(t)
+	g := openTestFile(t, "golden_unet.safetensors")
+	in := goldenInputs(t, g)
+	want := golden(t, g, "out_tiny")
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, size := range [][2]int{{32, 8}, {8, 8}, {16, 24}} {
+		if _, err := u.ForwardTrain(randTensor(rng, 1, 1, 4, size[0], size[1]), []float32{10}, randTensor(rng, 1, 1, 77, 32)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := u.Forward(in.latents, in.timesteps, in.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxAbsDiff(got.Data, want.Data); d > 1e-4 {
+			t.Errorf("after a %v call: max|diff| %.3g", size, d)
+		}
+	}
 }
