@@ -366,3 +366,9 @@ func (l *LayerNorm) Backward(s *Scratch, dy, x *nn.Tensor) *nn.Tensor {
 	nn.LayerNormBackward(dx.Data, nil, nil, dy.Data, x.Data, l.mean.Floats(rows), l.rstd.Floats(rows), l.Weight.Data, rows, l.Dim)
 	return dx
 }
+
+// releaseKept drops the statistics kept for Backward.
+func (g *GroupNorm) releaseKept() { g.mean, g.rstd = nn.Workspace{}, nn.Workspace{} }
+
+// releaseKept drops the statistics kept for Backward.
+func (l *LayerNorm) releaseKept() { l.mean, l.rstd = nn.Workspace{}, nn.Workspace{} }

@@ -91,6 +91,9 @@ func (r *ResBlock) Backward(s *Scratch, dy *nn.Tensor) *nn.Tensor {
 	return dx
 }
 
+// releaseKept drops the activations kept for Backward.
+func (r *ResBlock) releaseKept() { r.x, r.h = nn.Workspace{}, nn.Workspace{} }
+
 func (r *ResBlock) addTime(s *Scratch, h, temb *nn.Tensor) {
 	if r.TimeEmbProj == nil || temb == nil {
 		return

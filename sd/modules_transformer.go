@@ -17,11 +17,14 @@ type Attention struct {
 	Heads int
 	Cross bool
 
-	saved struct {
-		x, ctx, q, k, v, o, lse nn.Workspace
-		xShape, ctxShape        []int
-		keptX, keptCtx          bool
-	}
+	saved attnSaved
+}
+
+// attnSaved is what an Attention keeps from ForwardTrain for Backward.
+type attnSaved struct {
+	x, ctx, q, k, v, o, lse nn.Workspace
+	xShape, ctxShape        []int
+	keptX, keptCtx          bool
 }
 
 // NewAttention returns attention over dim features with the given number of
@@ -100,6 +103,9 @@ func (a *Attention) ForwardTrain(s *Scratch, x, ctx *nn.Tensor) *nn.Tensor {
 	nn.AttentionForward(&s.WS, o.Data, lse.Data, q.Data, k.Data, v.Data, a.params(b, tq, tk))
 	return a.ToOut.Forward(s, o)
 }
+
+// releaseKept drops the activations kept for Backward.
+func (a *Attention) releaseKept() { a.saved = attnSaved{} }
 
 // trainable reports whether any of the attention's layers has a trainable
 // adapter.
@@ -253,6 +259,11 @@ func (t *BasicTransformerBlock) ForwardTrain(s *Scratch, x, ctx *nn.Tensor) *nn.
 	return y
 }
 
+// releaseKept drops the activations kept for Backward.
+func (t *BasicTransformerBlock) releaseKept() {
+	t.x0, t.x1, t.x2, t.g, t.n3, t.gg = nn.Workspace{}, nn.Workspace{}, nn.Workspace{}, nn.Workspace{}, nn.Workspace{}, nn.Workspace{}
+}
+
 // trainable reports whether any layer of the block has a trainable adapter.
 func (t *BasicTransformerBlock) trainable() bool {
 	return t.Attn1.trainable() || t.Attn2.trainable() || t.FFProj.trainable() || t.FFOut.trainable()
@@ -403,6 +414,11 @@ func keepRelease(s *Scratch, w *nn.Workspace, t *nn.Tensor) *nn.Tensor {
 	k := keep(w, t)
 	s.Release(t)
 	return k
+}
+
+// releaseKept drops the activations kept for Backward.
+func (st *SpatialTransformer) releaseKept() {
+	st.x, st.tin, st.tout = nn.Workspace{}, nn.Workspace{}, nn.Workspace{}
 }
 
 // trainable reports whether any layer of the transformer has a trainable

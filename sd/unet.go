@@ -319,7 +319,6 @@ func (u *UNet) ForwardTrain(latents *nn.Tensor, timesteps []float32, ctx *nn.Ten
 	out := u.run(&u.scratch, latents, timesteps, ctx, true)
 	u.train.ready = true
 	u.train.outShape = append(u.train.outShape[:0], out.Shape...)
-	u.train.ctxShape = append(u.train.ctxShape[:0], ctx.Shape...)
 	return out, nil
 }
 
@@ -339,10 +338,18 @@ func (u *UNet) Backward(gradOut *nn.Tensor, wantCtx bool) (*nn.Tensor, error) {
 	return u.backward(&u.scratch, gradOut, wantCtx), nil
 }
 
-// ReleaseMemory drops the pooled scratch buffers (between generation runs,
-// say). Activations kept for training are kept.
+// ReleaseMemory drops the pooled scratch buffers and the activations kept
+// for training (after a training run, before generating, say). A Backward
+// then needs a new ForwardTrain.
 func (u *UNet) ReleaseMemory() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.scratch.Drop()
+	u.train = trainState{}
+	_ = Walk("", u, func(_ string, m any) error {
+		if r, ok := m.(interface{ releaseKept() }); ok {
+			r.releaseKept()
+		}
+		return nil
+	})
 }

@@ -152,11 +152,11 @@ func (o headStep) backward(s *Scratch, dy *nn.Tensor, _, _ bool) (*nn.Tensor, *n
 // trainState is what the UNet keeps between ForwardTrain and Backward
 // besides the modules' own buffers.
 type trainState struct {
-	ready              bool
-	outShape, ctxShape []int
-	convInH, convInW   int
-	head               nn.Workspace
-	headShape          []int
+	ready            bool
+	outShape         []int
+	convInH, convInW int
+	head             nn.Workspace
+	headShape        []int
 }
 
 // plan lists the UNet's steps in execution order.

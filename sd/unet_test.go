@@ -330,3 +330,23 @@ func TestUNetInterleavedSizes(t *testing.T) {
 		}
 	}
 }
+
+func TestUNetReleaseMemory(t *testing.T) {
+	u := tinyUNet(t)
+	g := openTestFile(t, "golden_unet.safetensors")
+	in := goldenInputs(t, g)
+	if _, err := u.ForwardTrain(in.latents, in.timesteps, in.ctx); err != nil {
+		t.Fatal(err)
+	}
+	u.ReleaseMemory()
+	if _, err := u.Backward(nn.New(in.latents.Shape...), false); err == nil {
+		t.Error("Backward after ReleaseMemory: no error")
+	}
+	got, err := u.Forward(in.latents, in.timesteps, in.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(got.Data, golden(t, g, "out_tiny").Data); d > 1e-4 {
+		t.Errorf("after ReleaseMemory: max|diff| %.3g", d)
+	}
+}
