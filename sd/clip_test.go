@@ -1,7 +1,9 @@
 package sd
 
 import (
+	"syscall"
 	"testing"
+	"time"
 
 	"lorastudio/nn"
 )
@@ -101,9 +103,29 @@ func BenchmarkCLIPEncode(b *testing.B) {
 	}
 	tok := tokenizer(b)
 	prompt := "a photo of sks dog sitting on a beach at sunset, highly detailed, masterpiece"
+	defer reportCPUTime(b)()
 	for b.Loop() {
 		if _, err := m.Forward(tok.Encode(prompt), 1, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// reportCPUTime adds the process CPU time per operation (user+sys) to a
+// benchmark, a figure that stays meaningful on a machine busy with other
+// work, where wall time does not. Call as defer reportCPUTime(b)() right
+// before the loop.
+func reportCPUTime(b *testing.B) func() {
+	start := rusageSeconds()
+	return func() {
+		b.ReportMetric((rusageSeconds()-start)/float64(b.N), "cpu-s/op")
+	}
+}
+
+func rusageSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

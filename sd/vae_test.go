@@ -91,6 +91,7 @@ func BenchmarkVAEEncode512(b *testing.B) {
 		b.Fatal(err)
 	}
 	img := Noise(rand.New(rand.NewPCG(1, 2)), 1, 3, 512, 512)
+	defer reportCPUTime(b)()
 	for b.Loop() {
 		if _, err := v.Encode(img, nil); err != nil {
 			b.Fatal(err)
@@ -106,6 +107,7 @@ func BenchmarkVAEDecode512(b *testing.B) {
 		b.Fatal(err)
 	}
 	z := Noise(rand.New(rand.NewPCG(1, 2)), 1, 4, 64, 64)
+	defer reportCPUTime(b)()
 	for b.Loop() {
 		if _, err := v.Decode(z); err != nil {
 			b.Fatal(err)
