@@ -13,9 +13,9 @@ bin=$(realpath "${1:-$root/build/lorastudio}")
 out=${ARTIFACTS:-$root/artifacts}
 shot=$out/gui-smoke.png
 log=$out/gui-smoke.log
-# A window showing text and photos has thousands of colours; an empty or
-# black frame has a handful.
-min_colours=${MIN_COLOURS:-500}
+# The demo's photos give tens of thousands of colours; a blank frame has
+# a handful and a screen of text a few hundred.
+min_colours=${MIN_COLOURS:-5000}
 
 fail() {
 	echo "gui-smoke: FAIL: $*" >&2
@@ -69,25 +69,38 @@ done
 "$bin" "$work/demo/img" >"$log" 2>&1 &
 app_pid=$!
 
-window_up() {
-	if command -v xwininfo >/dev/null; then
-		xwininfo -root -tree 2>/dev/null | grep -q '"[^"]*LoRA Studio[^"]*"'
-	else
-		# Without x11-utils, a mapped window shows up as a non-black frame.
-		[[ $(import -window root -colors 256 -format %k info: 2>/dev/null || echo 0) -gt 2 ]]
+# title prints the studio window's title, empty while there is none.
+title() {
+	if command -v xwininfo >/dev/null && command -v xprop >/dev/null; then
+		local id
+		for id in $(LC_ALL=C xwininfo -root -tree 2>/dev/null | awk '/LoRA Studio/ {print $1}'); do
+			printf '%b\n' "$(LC_ALL=C xprop -id "$id" _NET_WM_NAME 2>/dev/null | sed -n 's/^_NET_WM_NAME(UTF8_STRING) = "\(.*\)"$/\1/p')"
+			return
+		done
+	elif [[ $(import -window root -colors 256 -format %k info: 2>/dev/null || echo 0) -gt 2 ]]; then
+		# Without x11-utils a mapped window shows up as a non-black frame.
+		echo "LoRA Studio"
 	fi
 }
 
-for _ in $(seq 300); do
-	kill -0 "$app_pid" 2>/dev/null || { app_pid=""; fail "the app exited before its window appeared"; }
-	window_up && break
-	sleep 0.1
-done
-window_up || fail "no LoRA Studio window after 30 s"
+wait_for() {
+	local what=$1 test=$2
+	for _ in $(seq 300); do
+		kill -0 "$app_pid" 2>/dev/null || { app_pid=""; fail "the app exited while waiting for $what"; }
+		eval "$test" && return 0
+		sleep 0.1
+	done
+	fail "no $what after 30 s (window title: '$(title)')"
+}
 
-# Let the dataset load and the thumbnails fill in before the picture.
-sleep "${SETTLE_SECONDS:-6}"
-kill -0 "$app_pid" 2>/dev/null || { app_pid=""; fail "the app exited after opening its window"; }
+wait_for "LoRA Studio window" '[[ -n $(title) ]]'
+# The title starts with "Opening" until the dataset is scanned.
+wait_for "open dataset" '[[ -n $(title) && $(title) != Opening* ]]'
+echo "gui-smoke: window '$(title)'"
+
+# Let the thumbnails fill in before the picture.
+sleep "${SETTLE_SECONDS:-4}"
+kill -0 "$app_pid" 2>/dev/null || { app_pid=""; fail "the app exited after opening the dataset"; }
 
 import -window root "$shot" || fail "screenshot failed"
 colours=$(convert-im6.q16 "$shot" -format %k info:)

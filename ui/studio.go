@@ -145,7 +145,7 @@ func (s *Studio) open(dir string) {
 		}
 	})
 	s.setContent(s.loadingScreen(dir, bar, cancel))
-	s.win.SetTitle(filepath.Base(dir) + " — LoRA Studio")
+	s.win.SetTitle("Opening " + datasetName(dir) + " — LoRA Studio")
 
 	opts := dataset.Options{
 		CaptionExt: s.state.settings.CaptionExt,
