@@ -87,6 +87,10 @@ func NewSampler(name string, steps int, s *Schedule) (Sampler, error) {
 	}
 	switch strings.TrimPrefix(strings.ToLower(name), "k_") {
 	case "ddim":
+		if steps == TrainTimesteps {
+			// steps_offset 1 would put the first step at t=1000, past the schedule.
+			return nil, fmt.Errorf("sampler ddim: at most %d steps", TrainTimesteps-1)
+		}
 		return NewDDIM(s, steps), nil
 	case "euler":
 		return NewEuler(s, steps, false), nil

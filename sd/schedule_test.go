@@ -287,6 +287,12 @@ func TestSampleErrors(t *testing.T) {
 			t.Errorf("%d steps accepted", n)
 		}
 	}
+	if _, err := NewSampler("ddim", 1000, s); err == nil {
+		t.Error("ddim with 1000 steps accepted (its first timestep would be 1000)")
+	}
+	if d, err := NewSampler("ddim", 999, s); err != nil || d.Timesteps()[0] != 999 {
+		t.Errorf("ddim with 999 steps: %v", err)
+	}
 	for _, name := range []string{"k_euler_a", "Euler_A", "k_euler", "DDIM"} {
 		if _, err := NewSampler(name, 5, s); err != nil {
 			t.Errorf("%s: %v", name, err)
