@@ -18,26 +18,42 @@ type rgb8 struct {
 	Pix  []uint8
 }
 
-// flattenPadSquare composites img onto white and pads it to a white square
-// of side max(w, h), the image at ((side-w)/2, (side-h)/2).
-func flattenPadSquare(img image.Image) rgb8 {
+// paddedSquare reads img composited onto white and padded to a white
+// square of side max(w, h), the image at ((side-w)/2, (side-h)/2), one row
+// at a time: a panorama's padded square would not fit in memory.
+type paddedSquare struct {
+	at           func(x, y int) color.NRGBA
+	side, x0, y0 int
+	w, h         int
+	min          image.Point
+}
+
+func newPaddedSquare(img image.Image) *paddedSquare {
 	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	side := max(w, h)
-	out := rgb8{W: side, H: side, Pix: make([]uint8, 3*side*side)}
-	for i := range out.Pix {
-		out.Pix[i] = 255
+	side := max(b.Dx(), b.Dy())
+	return &paddedSquare{
+		at: pixelReader(img), side: side,
+		x0: (side - b.Dx()) / 2, y0: (side - b.Dy()) / 2,
+		w: b.Dx(), h: b.Dy(), min: b.Min,
 	}
-	x0, y0 := (side-w)/2, (side-h)/2
-	at := pixelReader(img)
-	for y := range h {
-		row := out.Pix[3*((y0+y)*side+x0):]
-		for x := range w {
-			r, g, bl := compositeOnWhite(at(b.Min.X+x, b.Min.Y+y))
-			row[3*x], row[3*x+1], row[3*x+2] = r, g, bl
-		}
+}
+
+// white reports whether row y is all padding.
+func (p *paddedSquare) white(y int) bool { return y < p.y0 || y >= p.y0+p.h }
+
+// row writes row y (3*side bytes) into buf.
+func (p *paddedSquare) row(y int, buf []uint8) {
+	for i := range buf[:3*p.side] {
+		buf[i] = 255
 	}
-	return out
+	if p.white(y) {
+		return
+	}
+	out := buf[3*p.x0:]
+	for x := range p.w {
+		r, g, b := compositeOnWhite(p.at(p.min.X+x, p.min.Y+y-p.y0))
+		out[3*x], out[3*x+1], out[3*x+2] = r, g, b
+	}
 }
 
 // pixelReader returns a straight-alpha pixel reader for img, with direct
@@ -151,35 +167,51 @@ func clip8(v int32) uint8 {
 	return uint8(v)
 }
 
-// resizeBicubic is Pillow's Image.resize((size, size), BICUBIC) of a
-// square RGB image: a horizontal pass into 8-bit rows, then a vertical
-// pass, each with antialiasing when shrinking.
-func resizeBicubic(src rgb8, size int) rgb8 {
-	if src.W == size && src.H == size {
-		return src
+// squareRGB is the reference pipeline's image before normalisation: img
+// on white, padded square, resized to size x size with Pillow's
+// Image.resize(BICUBIC): a horizontal pass into 8-bit rows, then a
+// vertical pass, each antialiased when shrinking.
+func squareRGB(img image.Image, size int) rgb8 {
+	src := newPaddedSquare(img)
+	side := src.side
+	row := make([]uint8, 3*side)
+	dst := rgb8{W: size, H: size, Pix: make([]uint8, 3*size*size)}
+	if side == size {
+		for y := range size {
+			src.row(y, row)
+			copy(dst.Pix[3*y*size:], row)
+		}
+		return dst
 	}
-	hb, hk, hks := resampleCoeffs(src.W, size)
-	vb, vk, vks := resampleCoeffs(src.H, size)
+	hb, hk, hks := resampleCoeffs(side, size)
+	vb, vk, vks := resampleCoeffs(side, size)
 	first := vb[0]
 	last := vb[2*size-2] + vb[2*size-1]
-	tmp := rgb8{W: size, H: last - first, Pix: make([]uint8, 3*size*(last-first))}
-	for y := range tmp.H {
-		in := src.Pix[3*(y+first)*src.W:]
-		out := tmp.Pix[3*y*size:]
+	tmp := make([]uint8, 3*size*(last-first))
+	var whiteOut []uint8 // the horizontal pass of a padding row, computed once
+	for y := range last - first {
+		out := tmp[3*y*size : 3*(y+1)*size]
+		if src.white(y+first) && whiteOut != nil {
+			copy(out, whiteOut)
+			continue
+		}
+		src.row(y+first, row)
 		for xx := range size {
 			xmin, n := hb[2*xx], hb[2*xx+1]
 			k := hk[xx*hks:]
 			s0, s1, s2 := int32(1)<<(resamplePrecision-1), int32(1)<<(resamplePrecision-1), int32(1)<<(resamplePrecision-1)
 			for x := range n {
-				p := in[3*(x+xmin):]
+				p := row[3*(x+xmin):]
 				s0 += int32(p[0]) * k[x]
 				s1 += int32(p[1]) * k[x]
 				s2 += int32(p[2]) * k[x]
 			}
 			out[3*xx], out[3*xx+1], out[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
 		}
+		if src.white(y + first) {
+			whiteOut = out
+		}
 	}
-	dst := rgb8{W: size, H: size, Pix: make([]uint8, 3*size*size)}
 	for yy := range size {
 		ymin, n := vb[2*yy]-first, vb[2*yy+1]
 		k := vk[yy*vks:]
@@ -187,7 +219,7 @@ func resizeBicubic(src rgb8, size int) rgb8 {
 		for xx := range size {
 			s0, s1, s2 := int32(1)<<(resamplePrecision-1), int32(1)<<(resamplePrecision-1), int32(1)<<(resamplePrecision-1)
 			for y := range n {
-				p := tmp.Pix[3*((y+ymin)*size+xx):]
+				p := tmp[3*((y+ymin)*size+xx):]
 				s0 += int32(p[0]) * k[y]
 				s1 += int32(p[1]) * k[y]
 				s2 += int32(p[2]) * k[y]
@@ -213,7 +245,7 @@ func toInput(dst []float32, img rgb8) {
 
 // Preprocess turns an image into the tagger's input [3, size, size].
 func Preprocess(img image.Image, size int) []float32 {
-	sq := resizeBicubic(flattenPadSquare(img), size)
+	sq := squareRGB(img, size)
 	x := make([]float32, 3*size*size)
 	toInput(x, sq)
 	return x

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"image"
+	"image/color"
+	"image/draw"
 	"image/png"
 	"math"
 	"os"
@@ -195,7 +197,7 @@ func TestWD14PreprocessPhotos(t *testing.T) {
 		{"photo_cat.jpg", "photo_cat_resized448_rgb.png", 40, 0.8},
 	}
 	for _, tt := range tests {
-		got := resizeBicubic(flattenPadSquare(decodeFile(t, tt.file)), 448)
+		got := squareRGB(decodeFile(t, tt.file), 448)
 		maxLvl, mean := levelDiff(t, got, tt.ref)
 		t.Logf("%s: max %d levels, mean %.3f", tt.file, maxLvl, mean)
 		if maxLvl > tt.maxLvl || mean > tt.meanLvl {
@@ -369,5 +371,49 @@ func TestLoadRealViTKeys(t *testing.T) {
 	}
 	if len(src.shapes) != 151 {
 		t.Errorf("%d keys, want 151", len(src.shapes))
+	}
+}
+
+func TestPreprocessShapes(t *testing.T) {
+	solid := func(w, h int, c color.Color) image.Image {
+		img := image.NewNRGBA(image.Rect(0, 0, w, h))
+		draw.Draw(img, img.Bounds(), image.NewUniform(c), image.Point{}, draw.Src)
+		return img
+	}
+	offset := image.NewRGBA(image.Rect(0, 0, 50, 30)).SubImage(image.Rect(10, 5, 40, 25))
+	pal := image.NewPaletted(image.Rect(0, 0, 7, 3), color.Palette{color.NRGBA{0, 0, 0, 0}, color.NRGBA{0, 0, 0, 255}})
+	tests := []struct {
+		name string
+		img  image.Image
+		// corner is the expected value of pixel (0, 0) in every channel
+		// (1 = white).
+		corner float32
+	}{
+		{"1x1 black", solid(1, 1, color.Black), -1},
+		{"thin tall", solid(1, 700, color.Black), 1},
+		{"thin wide", solid(700, 1, color.Black), 1},
+		{"exact size", solid(64, 64, color.Black), -1},
+		{"transparent", solid(20, 30, color.NRGBA{0, 0, 0, 0}), 1},
+		{"sub-image", offset, 1},
+		{"gray", image.NewGray(image.Rect(0, 0, 3, 3)), -1},
+		{"paletted with transparency", pal, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := Preprocess(tt.img, 64)
+			if len(x) != 3*64*64 {
+				t.Fatalf("%d values", len(x))
+			}
+			for i, v := range x {
+				if !(v >= -1 && v <= 1) {
+					t.Fatalf("value %d is %v", i, v)
+				}
+			}
+			for c := range 3 {
+				if got := x[c*64*64]; got != tt.corner {
+					t.Errorf("channel %d corner %v, want %v", c, got, tt.corner)
+				}
+			}
+		})
 	}
 }
