@@ -200,8 +200,11 @@ func NewEuler(s *Schedule, steps int, ancestral bool) *Euler {
 	for i := range steps {
 		// numpy.linspace(0, 999, steps, dtype=float32) reversed, then numpy.interp in float64.
 		k := steps - 1 - i
-		t := last
-		if k < steps-1 {
+		t := 0.0 // numpy.linspace with one value gives the start
+		switch {
+		case k == steps-1 && steps > 1:
+			t = last
+		case k > 0:
 			t = float64(k) * (last / float64(steps-1))
 		}
 		t = float64(float32(t))
