@@ -44,8 +44,12 @@ func LoadWD14(path string) (*WD14, error) {
 	labelsPath := filepath.Join(dir, WD14LabelsFile)
 	for _, p := range []string{weights, labelsPath} {
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("load tagger: %s is missing (a WD14 tagger folder holds %s and %s, e.g. SmilingWolf/wd-vit-tagger-v3 from Hugging Face)",
-				p, WD14WeightsFile, WD14LabelsFile)
+			hint := ""
+			if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err == nil && p == weights {
+				hint = "; the folder has model.onnx, but the tagger reads the timm weights (the v3 repositories ship both)"
+			}
+			return nil, fmt.Errorf("load tagger: %s is missing (a WD14 tagger folder holds %s and %s, e.g. SmilingWolf/wd-vit-tagger-v3 from Hugging Face)%s",
+				p, WD14WeightsFile, WD14LabelsFile, hint)
 		}
 	}
 	cfg, err := readTimmConfig(dir)

@@ -246,6 +246,7 @@ func TestLoadWD14Errors(t *testing.T) {
 		want  []string
 	}{
 		{"no weights", map[string][]byte{WD14LabelsFile: csv}, []string{WD14WeightsFile, "missing"}},
+		{"onnx only", map[string][]byte{"model.onnx": []byte("onnx"), WD14LabelsFile: csv}, []string{WD14WeightsFile, "missing", "model.onnx"}},
 		{"no labels", map[string][]byte{WD14WeightsFile: weights}, []string{WD14LabelsFile, "missing"}},
 		{"label count", map[string][]byte{WD14WeightsFile: weights, WD14LabelsFile: shortCSV}, []string{"12 outputs", "lists 5 tags"}},
 		{"bad csv", map[string][]byte{WD14WeightsFile: weights, WD14LabelsFile: []byte("a,b\n1,2\n")}, []string{WD14LabelsFile, "no name and category"}},
