@@ -75,10 +75,10 @@ func TinyConfig() ModelConfig {
 }
 
 // Checkpoint is an opened and identified SD 1.x model. Its parts serve
-// weights by diffusers name, converted to float32 on request from the
-// memory-mapped files, so opening costs only the headers and a 2 GB fp16
-// file is never held twice. Close unmaps the files; weights read before
-// stay valid.
+// weights by diffusers name, each converted to float32 on request straight
+// from the memory-mapped files, so opening costs only the headers and a
+// 2 GB fp16 file is never copied whole into memory. Close unmaps the files;
+// weights read before stay valid.
 type Checkpoint struct {
 	Path   string // the file or folder given to Open
 	Layout string // LayoutSingleFile or LayoutDiffusers
