@@ -100,7 +100,10 @@ func (t *WD14) ProbabilitiesOf(ctx context.Context, x []float32, b int) ([][]flo
 	if b == 0 {
 		return nil, nil
 	}
-	logits := t.Model.Forward(x, b)
+	logits, err := t.Model.Forward(ctx, x, b)
+	if err != nil {
+		return nil, err
+	}
 	Sigmoid(logits)
 	n := t.Model.Config.Classes
 	out := make([][]float32, b)
@@ -158,6 +161,9 @@ func (t *WD14) PredictFiles(ctx context.Context, paths []string, maxPixels int, 
 		}
 	}()
 	for i, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var d decoded
 		select {
 		case d = <-next:

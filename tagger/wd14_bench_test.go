@@ -1,6 +1,7 @@
 package tagger
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -60,10 +61,11 @@ func benchForward(b *testing.B, m *ViT) {
 	for i := range x {
 		x[i] = float32(i%255)/127.5 - 1
 	}
-	m.Forward(x, 1)
-	b.ResetTimer()
+	ctx := context.Background()
 	for b.Loop() {
-		m.Forward(x, 1)
+		if _, err := m.Forward(ctx, x, 1); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/image")
 }

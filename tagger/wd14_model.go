@@ -1,6 +1,7 @@
 package tagger
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,8 +143,9 @@ type ViT struct {
 }
 
 // Forward returns the logits [b, Classes] of the preprocessed images x
-// [b, 3, ImageSize, ImageSize] (BGR, in [-1, 1]).
-func (m *ViT) Forward(x []float32, b int) []float32 {
+// [b, 3, ImageSize, ImageSize] (BGR, in [-1, 1]). A cancelled ctx stops it
+// between blocks.
+func (m *ViT) Forward(ctx context.Context, x []float32, b int) ([]float32, error) {
 	c := m.Config
 	n, dim := c.Tokens(), c.Dim
 	var ws nn.Workspace
@@ -153,6 +155,9 @@ func (m *ViT) Forward(x []float32, b int) []float32 {
 		nn.AddInPlace(t[i*n*dim:(i+1)*n*dim], m.PosEmbed.Data)
 	}
 	for i := range m.Blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		m.Blocks[i].Forward(&ws, t, b, n)
 	}
 	normed := make([]float32, b*n*dim)
@@ -160,7 +165,7 @@ func (m *ViT) Forward(x []float32, b int) []float32 {
 	pooled := meanTokens(normed, b, n, dim)
 	logits := make([]float32, b*c.Classes)
 	m.Head.Forward(logits, pooled, b)
-	return logits
+	return logits, nil
 }
 
 // meanTokens averages [b, n, dim] over the tokens, summing in float64 so

@@ -114,7 +114,10 @@ func TestWD14TinyLogits(t *testing.T) {
 	}{{"a", 1}, {"b", 1}, {"batch", 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := golden(t, g, tc.name+".input")
-			logits := tg.Model.Forward(x, tc.b)
+			logits, err := tg.Model.Forward(context.Background(), x, tc.b)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if d := maxDiff(t, logits, golden(t, g, tc.name+".logits")); d > 1e-4 {
 				t.Errorf("logits max|diff| %g > 1e-4", d)
 			}
@@ -416,5 +419,42 @@ func TestPreprocessShapes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestWD14Cancel(t *testing.T) {
+	tg := loadTiny(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := tg.Probabilities(ctx, []image.Image{decodeFile(t, "synth_a.png")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Probabilities after cancel: %v", err)
+	}
+	paths := []string{filepath.Join(wd14Testdata, "synth_a.png")}
+	err := tg.PredictFiles(ctx, paths, 0, DefaultSelectOptions(), func(FileResult) { t.Error("result after cancel") })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("PredictFiles after cancel: %v", err)
+	}
+}
+
+func TestWD14PredictFiles(t *testing.T) {
+	tg := loadTiny(t)
+	paths := []string{
+		filepath.Join(wd14Testdata, "synth_a.png"),
+		filepath.Join(wd14Testdata, "golden_tags.json"),
+		filepath.Join(wd14Testdata, "synth_b.png"),
+	}
+	var got []FileResult
+	err := tg.PredictFiles(context.Background(), paths, 0, DefaultSelectOptions(), func(r FileResult) { got = append(got, r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Err != nil || got[1].Err == nil || got[2].Err != nil {
+		t.Fatalf("results %+v", got)
+	}
+	if !strings.Contains(got[1].Err.Error(), "golden_tags.json") {
+		t.Errorf("error %q does not name the file", got[1].Err)
+	}
+	if tags := strings.Join(got[2].Prediction.Tags(DefaultSelectOptions()), ", "); tags != ":d, long hair, blue eyes, ^_^, 1girl" {
+		t.Errorf("synth_b tags %q", tags)
 	}
 }
