@@ -256,7 +256,28 @@ func (f *File) Float32(name string) (*Tensor, error) {
 	default:
 		return nil, fmt.Errorf("safetensors %s: tensor %q is %s, want F32, F16 or BF16", f.path, name, e.dtype)
 	}
+	f.release(raw)
 	return t, nil
+}
+
+// release tells the kernel that this process is done with the mapped pages
+// holding raw, so that a checkpoint converted tensor by tensor does not stay
+// resident beside its float32 copy. The pages are read again from the page
+// cache or the file if the tensor is read a second time.
+func (f *File) release(raw []byte) {
+	if len(raw) == 0 || len(f.mapped) == 0 {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	base := uintptr(unsafe.Pointer(&f.mapped[0]))
+	start := uintptr(unsafe.Pointer(&raw[0]))
+	end := start + uintptr(len(raw))
+	start = (start + page - 1) &^ (page - 1) // whole pages only: neighbours may share the edge pages
+	end &^= page - 1
+	if end <= start {
+		return
+	}
+	_ = syscall.Madvise(f.mapped[start-base:end-base], syscall.MADV_DONTNEED)
 }
 
 // Int64 reads an integer tensor (I64 or I32) and its shape.
