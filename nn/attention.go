@@ -73,8 +73,9 @@ func (p AttnParams) need(fn, name string, x []float32, n int) {
 
 // AttentionForward computes out = softmax(scale*q k^T) v per batch and head,
 // and the log-sum-exp of every score row (lse, [Batch*Heads*Tq]) for the
-// backward pass. It never holds more than a tile of scores per core: the
-// softmax runs online over blocks of keys.
+// backward pass; lse may be nil when no backward follows. It never holds
+// more than a tile of scores per core: the softmax runs online over blocks
+// of keys.
 func AttentionForward(ws *Workspace, out, lse, q, k, v []float32, p AttnParams) {
 	attentionForward(ws, out, lse, q, k, v, p, p.tiling())
 }
@@ -84,7 +85,9 @@ func attentionForward(ws *Workspace, out, lse, q, k, v []float32, p AttnParams, 
 	p.check(fn)
 	nq, nk := p.Batch*p.Tq*p.Heads*p.HeadDim, p.Batch*p.Tk*p.Heads*p.HeadDim
 	p.need(fn, "out", out, nq)
-	p.need(fn, "lse", lse, p.Batch*p.Heads*p.Tq)
+	if lse != nil {
+		p.need(fn, "lse", lse, p.Batch*p.Heads*p.Tq)
+	}
 	p.need(fn, "q", q, nq)
 	p.need(fn, "k", k, nk)
 	p.need(fn, "v", v, nk)
@@ -92,7 +95,7 @@ func attentionForward(ws *Workspace, out, lse, q, k, v []float32, p AttnParams, 
 	nt := (p.Tq + m - 1) / m
 	items := p.Batch * p.Heads * nt
 	slots := min(runtime.GOMAXPROCS(0), items)
-	per := m*bk + 2*m
+	per := m*bk + 3*m // scores, row max and sum, and lse when the caller has none
 	scratch := ws.Floats(slots * per)
 	causal := 0
 	if p.Causal {
@@ -122,7 +125,11 @@ func attnForwardSlots(a *kargs, lo, hi int) {
 			b, h := bh/heads, bh%heads
 			i0 := tile * m
 			qo, ko := b*tq*ld+h*d, b*tk*ld+h*d
-			C.attn_forward_tile(cf(out[qo:]), cf(lse[bh*tq+i0:]), cf(q[qo:]), cf(k[ko:]), cf(v[ko:]),
+			rowLse := s[m*bk+2*m:]
+			if lse != nil {
+				rowLse = lse[bh*tq+i0:]
+			}
+			C.attn_forward_tile(cf(out[qo:]), cf(rowLse), cf(q[qo:]), cf(k[ko:]), cf(v[ko:]),
 				C.int(min(m, tq-i0)), C.int(tk), C.int(d), C.int(ld), C.int(i0), C.int(causal),
 				C.float(a.f[0]), C.int(bk), cf(s), cf(s[m*bk:]))
 		}
