@@ -39,6 +39,7 @@ func tagCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	first := fl.String("always-first", "", "comma-separated tags put first when predicted")
 	appendTags := fl.Bool("append", false, "keep existing caption tags and add new ones after them (default: replace)")
 	dryRun := fl.Bool("dry-run", false, "print the new captions, write nothing")
+	scores := fl.Bool("scores", false, "print each image's rating scores and kept tags with their probabilities")
 	ext := fl.String("caption-ext", dataset.DefaultCaptionExt, "caption file extension (.txt or .caption)")
 	maxMP := fl.Float64("max-mp", dataset.DefaultMaxPixels/1e6, "refuse images over this many megapixels")
 	fl.Usage = func() {
@@ -122,6 +123,9 @@ func tagCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			failed++
 			return
 		}
+		if *scores {
+			bar.printf(stdout, "%s\n", formatScores(im.Rel, r.Prediction))
+		}
 		tags := tagger.MergeTags(im.Tags, r.Prediction.Tags(o), *appendTags)
 		if *dryRun {
 			bar.printf(stdout, "%s: %s\n", im.Rel, dataset.FormatCaption(tags))
@@ -158,6 +162,26 @@ func tagCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// formatScores lists a prediction's ratings, characters and general tags
+// with their probabilities.
+func formatScores(name string, p tagger.Prediction) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s scores:", name)
+	for _, group := range []struct {
+		label string
+		tags  []tagger.ScoredTag
+	}{{"rating", p.Ratings}, {"character", p.Characters}, {"general", p.General}} {
+		fmt.Fprintf(&sb, "\n  %-9s", group.label)
+		for i, t := range group.tags {
+			if i > 0 {
+				sb.WriteString(",")
+			}
+			fmt.Fprintf(&sb, " %s %.3f", t.Tag, t.Prob)
+		}
+	}
+	return sb.String()
 }
 
 // progressBar draws `[#####.....] n/total  s/image  ETA` on a terminal,

@@ -53,9 +53,12 @@ func TestTagCommand(t *testing.T) {
 	wantA := ":d, long hair, ^_^, blue eyes, 1girl"
 	wantB := ":d, long hair, blue eyes, ^_^, 1girl"
 
-	code, stdout, stderr := runTagCmd(t, "--model", tinyTagger, "--dry-run", root)
+	code, stdout, stderr := runTagCmd(t, "--model", tinyTagger, "--dry-run", "--scores", root)
 	if code != 0 {
 		t.Fatalf("dry run: exit %d, stderr %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "10_girl/synth_a.png scores:\n  rating    general 0.894, sensitive 0.909, questionable 0.078, explicit 0.172\n") {
+		t.Errorf("scores missing in %q", stdout)
 	}
 	if !strings.Contains(stdout, "10_girl/synth_a.png: "+wantA+"\n") || !strings.Contains(stdout, "10_girl/synth_b.png: "+wantB+"\n") {
 		t.Errorf("dry run output %q", stdout)
