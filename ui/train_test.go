@@ -132,9 +132,9 @@ func TestTrainDemoRun(t *testing.T) {
 	h, p := openTrain(t, 4)
 	p.model.path.SetText(trainer.DemoModel)
 	for key, text := range map[string]string{
-		"resolution": "64", "max_train_epochs": "0", "max_train_steps": "200",
+		"resolution": "64", "max_train_epochs": "0", "max_train_steps": "60",
 		"learning_rate": "0.001", "lr_warmup_steps": "0", "save_every_n_epochs": "0",
-		"sample_every_n_steps": "2",
+		"sample_every_n_steps": "20",
 	} {
 		setEntry(t, p, key, text)
 	}
@@ -142,8 +142,8 @@ func TestTrainDemoRun(t *testing.T) {
 	p.form.byKey["lr_scheduler"].input.(*widget.Select).SetSelected("constant")
 	p.form.prompts.SetText("a blue toy --w 64 --h 64 --s 2 --d 3")
 	h.pump("the plan", func() bool { return p.st.plan != nil && !p.monitor.start.Disabled() })
-	if got := p.monitor.plan.total.value.Text; !strings.HasPrefix(got, "200") {
-		t.Errorf("plan shows %q total steps, want 200", got)
+	if got := p.monitor.plan.total.value.Text; !strings.HasPrefix(got, "60") {
+		t.Errorf("plan shows %q total steps, want 60", got)
 	}
 	if got := p.monitor.plan.samples.value.Text; got != "4 × → 4" {
 		t.Errorf("plan shows %q images x repeats", got)
@@ -151,10 +151,10 @@ func TestTrainDemoRun(t *testing.T) {
 
 	test.Tap(p.monitor.start)
 	h.pump("two steps", func() bool { return len(p.monitor.chart.points) >= 2 })
-	if p.monitor.bar.Value < 2 || p.monitor.bar.Max != 200 {
+	if p.monitor.bar.Value < 2 || p.monitor.bar.Max != 60 {
 		t.Errorf("progress %v / %v after two steps", p.monitor.bar.Value, p.monitor.bar.Max)
 	}
-	if !strings.Contains(p.monitor.bar.TextFormatter(), "/ 200") {
+	if !strings.Contains(p.monitor.bar.TextFormatter(), "/ 60") {
 		t.Errorf("bar text %q", p.monitor.bar.TextFormatter())
 	}
 	h.pump("the chart", func() bool { return p.monitor.chart.drawnPoints >= 2 && p.monitor.chart.img.Image != nil })
@@ -179,6 +179,25 @@ func TestTrainDemoRun(t *testing.T) {
 	if s := p.monitor.gallery.samples[0]; s.Prompt != "a blue toy" {
 		t.Errorf("sample prompt %q", s.Prompt)
 	}
+	h.drain()
+	var cell *sampleCell
+	for _, o := range test.LaidOutObjects(h.win.Content()) {
+		if c, ok := o.(*sampleCell); ok && c.s.Path != "" {
+			cell = c
+		}
+	}
+	if cell == nil {
+		t.Fatal("no sample thumbnail on screen")
+	}
+	test.Tap(cell)
+	if h.win.Canvas().Overlays().Top() == nil {
+		t.Error("clicking a sample does not enlarge it")
+	}
+	h.tapDialogButton("Close")
+	p.monitor.logTog.SetChecked(true)
+	if !p.monitor.chart.drawnLog {
+		t.Error("the log scale did not redraw the chart")
+	}
 
 	test.Tap(p.monitor.stopBtn)
 	h.pump("the run to end", func() bool { return p.st.run.ended })
@@ -195,5 +214,52 @@ func TestTrainDemoRun(t *testing.T) {
 	h.pump("the unfinished run", func() bool { return len(p.st.unfinished) == 1 && p.monitor.resume.Visible() })
 	if p.monitor.start.Disabled() {
 		t.Errorf("Start disabled after the run: %q", p.monitor.reason.Text)
+	}
+	stoppedAt := int(p.monitor.bar.Value)
+
+	stopped := p.st.run
+	test.Tap(p.monitor.resume)
+	h.tapDialogButton("Continue")
+	h.pump("the continued run to start", func() bool { return p.st.run != stopped })
+	h.pump("the continued run to finish", func() bool { return p.st.run.ended })
+	if p.monitor.title.Text != "Finished" || p.st.run.failed != nil {
+		t.Fatalf("continued run: title %q, error %v", p.monitor.title.Text, p.st.run.failed)
+	}
+	if first := p.monitor.chart.points[0].step; int(first) != stoppedAt+1 {
+		t.Errorf("the continued run's chart starts at step %v, want %d", first, stoppedAt+1)
+	}
+	final := filepath.Join(p.st.cfg.OutputDir, "last.safetensors")
+	if _, err := os.Stat(final); err != nil {
+		t.Errorf("no final LoRA: %v", err)
+	}
+	h.pump("no unfinished run", func() bool { return len(p.st.unfinished) == 0 && !p.monitor.resume.Visible() })
+}
+
+// TestTrainCloseAsks closes the window during a run: the studio asks,
+// and Yes stops the run (saving it) before the window closes.
+func TestTrainCloseAsks(t *testing.T) {
+	h, p := openTrain(t, 2)
+	p.model.path.SetText(trainer.DemoModel)
+	for key, text := range map[string]string{
+		"resolution": "64", "max_train_epochs": "0", "max_train_steps": "100000", "lr_warmup_steps": "0",
+	} {
+		setEntry(t, p, key, text)
+	}
+	p.form.byKey["enable_bucket"].input.(*widget.Check).SetChecked(false)
+	h.pump("Start", func() bool { return !p.monitor.start.Disabled() })
+	test.Tap(p.monitor.start)
+	h.pump("a step", func() bool { return len(p.monitor.chart.points) > 0 })
+
+	h.s.closeWindow()
+	h.tapDialogButton("Yes")
+	h.pump("the run to stop", func() bool { return p.st.run.ended })
+	if p.monitor.title.Text != "Stopped" {
+		t.Errorf("title %q", p.monitor.title.Text)
+	}
+	if _, err := os.Stat(p.monitor.lastSave); err != nil {
+		t.Errorf("closing did not save the run: %v", err)
+	}
+	if h.s.trainBlocksClose(func() {}) {
+		t.Error("the close is still held after the run ended")
 	}
 }
