@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"lorastudio/nn"
 )
@@ -87,14 +88,17 @@ func CLIPConfigFromShapes(shape func(name string) ([]int, bool), heads int) (CLI
 }
 
 // CLIPTextModel is CLIP's text transformer with transformers' module names
-// (text_model.*). Forward is not safe for concurrent use.
+// (text_model.*). Its methods may be called from several goroutines; they
+// run one at a time.
 type CLIPTextModel struct {
 	Embeddings     *CLIPEmbeddings     `st:"text_model.embeddings"`
 	Layers         []*CLIPEncoderLayer `st:"text_model.encoder.layers"`
 	FinalLayerNorm *LayerNorm          `st:"text_model.final_layer_norm"`
 	Config         CLIPConfig
 
+	mu      sync.Mutex
 	scratch Scratch
+	train   clipTrainState
 }
 
 // CLIPEmbeddings are the token and learned position embeddings.
@@ -110,6 +114,8 @@ type CLIPEncoderLayer struct {
 	SelfAttn   *CLIPAttention `st:"self_attn"`
 	LayerNorm2 *LayerNorm     `st:"layer_norm2"`
 	MLP        *CLIPMLP       `st:"mlp"`
+
+	saved clipLayerSaved
 }
 
 // CLIPAttention is causal multi-head self-attention with biased projections.
@@ -119,6 +125,8 @@ type CLIPAttention struct {
 	VProj   *Linear `st:"v_proj"`
 	OutProj *Linear `st:"out_proj"`
 	Heads   int
+
+	saved clipAttnSaved
 }
 
 // CLIPMLP is fc2(quick_gelu(fc1(x))).
@@ -191,22 +199,13 @@ func (m *CLIPTextModel) Linears(fn func(name string, l *Linear) error) error {
 // (hidden_states[-k]); both go through the final LayerNorm, as A1111 and
 // kohya do. The result belongs to the caller.
 func (m *CLIPTextModel) Forward(ids []int, batch, clipSkip int) (*nn.Tensor, error) {
+	tokens, err := m.check(ids, batch, clipSkip)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	c := m.Config
-	if batch <= 0 || len(ids) == 0 || len(ids)%batch != 0 {
-		return nil, fmt.Errorf("text encoder: %d token ids for batch %d", len(ids), batch)
-	}
-	tokens := len(ids) / batch
-	if tokens > c.Positions {
-		return nil, fmt.Errorf("text encoder: %d tokens per prompt, the model has %d positions", tokens, c.Positions)
-	}
-	if clipSkip < 1 || clipSkip > c.Layers {
-		return nil, fmt.Errorf("text encoder: clip skip %d outside 1..%d", clipSkip, c.Layers)
-	}
-	for i, id := range ids {
-		if id < 0 || id >= c.VocabSize {
-			return nil, fmt.Errorf("text encoder: token id %d at position %d outside the %d-token vocabulary", id, i, c.VocabSize)
-		}
-	}
 	s := &m.scratch
 	x := s.Tensor(batch, tokens, c.Width)
 	m.Embeddings.forwardTo(x, ids, tokens)
@@ -222,8 +221,42 @@ func (m *CLIPTextModel) Forward(ids []int, batch, clipSkip int) (*nn.Tensor, err
 	return res, nil
 }
 
-// ReleaseMemory drops the pooled scratch buffers.
-func (m *CLIPTextModel) ReleaseMemory() { m.scratch.Drop() }
+// check validates the arguments of a forward pass and returns the number of
+// tokens per prompt.
+func (m *CLIPTextModel) check(ids []int, batch, clipSkip int) (int, error) {
+	c := m.Config
+	if batch <= 0 || len(ids) == 0 || len(ids)%batch != 0 {
+		return 0, fmt.Errorf("text encoder: %d token ids for batch %d", len(ids), batch)
+	}
+	tokens := len(ids) / batch
+	if tokens > c.Positions {
+		return 0, fmt.Errorf("text encoder: %d tokens per prompt, the model has %d positions", tokens, c.Positions)
+	}
+	if clipSkip < 1 || clipSkip > c.Layers {
+		return 0, fmt.Errorf("text encoder: clip skip %d outside 1..%d", clipSkip, c.Layers)
+	}
+	for i, id := range ids {
+		if id < 0 || id >= c.VocabSize {
+			return 0, fmt.Errorf("text encoder: token id %d at position %d outside the %d-token vocabulary", id, i, c.VocabSize)
+		}
+	}
+	return tokens, nil
+}
+
+// ReleaseMemory drops the pooled scratch buffers and the activations kept
+// for training. A Backward then needs a new ForwardTrain.
+func (m *CLIPTextModel) ReleaseMemory() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.scratch.Drop()
+	m.train = clipTrainState{}
+	_ = Walk("", m, func(_ string, mod any) error {
+		if r, ok := mod.(interface{ releaseKept() }); ok {
+			r.releaseKept()
+		}
+		return nil
+	})
+}
 
 // forwardTo writes token plus position embeddings into x [B, T, W].
 func (e *CLIPEmbeddings) forwardTo(x *nn.Tensor, ids []int, tokens int) {
@@ -260,14 +293,17 @@ func (a *CLIPAttention) Forward(s *Scratch, x *nn.Tensor) *nn.Tensor {
 	v := a.VProj.Forward(s, x)
 	o := s.Tensor(q.Shape...)
 	lse := s.Tensor(b * a.Heads * t)
-	hd := a.QProj.Out / a.Heads
-	nn.AttentionForward(&s.WS, o.Data, lse.Data, q.Data, k.Data, v.Data, nn.AttnParams{
-		Batch: b, Heads: a.Heads, Tq: t, Tk: t, HeadDim: hd, Causal: true, Scale: float32(1 / math.Sqrt(float64(hd))),
-	})
+	nn.AttentionForward(&s.WS, o.Data, lse.Data, q.Data, k.Data, v.Data, a.params(b, t))
 	s.Release(q, k, v, lse)
 	y := a.OutProj.Forward(s, o)
 	s.Release(o)
 	return y
+}
+
+// params describes the causal attention over b prompts of t tokens.
+func (a *CLIPAttention) params(b, t int) nn.AttnParams {
+	hd := a.QProj.Out / a.Heads
+	return nn.AttnParams{Batch: b, Heads: a.Heads, Tq: t, Tk: t, HeadDim: hd, Causal: true, Scale: float32(1 / math.Sqrt(float64(hd)))}
 }
 
 // Forward is fc2(quick_gelu(fc1(x))).
