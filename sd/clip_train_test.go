@@ -263,13 +263,31 @@ func gradSnapshot(t *testing.T, f *teFixture) map[string][2][]float32 {
 	return out
 }
 
-// The text encoder as gorgonia nodes chained into the UNet's context: the
-// graph's loss and text-encoder LoRA gradients equal the direct path
-// (CLIP ForwardTrain, UNet ForwardTrain and Backward with the context
-// gradient, CLIP Backward).
+// The text encoder as gorgonia nodes chained into the UNet's context, with
+// cross-attention adapters on the UNet as well: the graph's loss and every
+// LoRA gradient equal the direct path (CLIP ForwardTrain, UNet ForwardTrain
+// and Backward with the context gradient, CLIP Backward).
 func TestCLIPGraphIntoUNet(t *testing.T) {
 	f := newTEFixture(t)
 	rng := rand.New(rand.NewPCG(5, 6))
+	ulayers, err := LoRALayout{UNet: f.unet.Config}.Layers(LoRACrossAttention, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unet, err := NewLoRANetwork(ulayers, 4, 4, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range unet.Modules {
+		for i := range m.Up.Data {
+			m.Up.Data[i] = float32(rng.NormFloat64() * 0.1)
+		}
+	}
+	uadapters, err := unet.Attach(f.unet, nil, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.unet.DetachAll()
 	latents := teRandomTensor(rng, 2, 4, 8, 8)
 	target := teRandomTensor(rng, 2, 4, 8, 8)
 	timesteps := []float32{20, 700}
@@ -299,6 +317,9 @@ func TestCLIPGraphIntoUNet(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := gradSnapshot(t, f)
+			for i, a := range uadapters {
+				want[unet.Modules[i].KohyaName()] = [2][]float32{append([]float32{}, a.GradDown.Data...), append([]float32{}, a.GradUp.Data...)}
+			}
 
 			g := gorgonia.NewGraph()
 			cg, err := f.text.Graph(constNode(g, "input_ids", idsTensor(f.ids, 2)), skip)
@@ -306,7 +327,7 @@ func TestCLIPGraphIntoUNet(t *testing.T) {
 				t.Fatal(err)
 			}
 			if wantParams := 12 * (f.text.Config.Layers - skip + 1); len(cg.Params) != wantParams {
-				t.Fatalf("%d graph params, want %d", len(cg.Params), wantParams)
+				t.Fatalf("%d text-encoder graph params, want %d", len(cg.Params), wantParams)
 			}
 			ug, err := f.unet.Graph(constNode(g, "latents", latents), constNode(g, "timesteps", nn.FromData(timesteps, 2)), cg.Output)
 			if err != nil {
@@ -314,8 +335,23 @@ func TestCLIPGraphIntoUNet(t *testing.T) {
 			}
 			diff := gorgonia.Must(gorgonia.Sub(ug.Output, constNode(g, "target", target)))
 			loss := gorgonia.Must(gorgonia.Mean(gorgonia.Must(gorgonia.Square(diff))))
-			if _, err := gorgonia.Grad(loss, cg.Params...); err != nil {
+			if _, err := gorgonia.Grad(loss, append(append([]*gorgonia.Node{}, ug.Params...), cg.Params...)...); err != nil {
 				t.Fatal(err)
+			}
+			type param struct {
+				kohya string
+				nodes []*gorgonia.Node
+			}
+			var params []param
+			for i, a := range cg.Adapters {
+				k := kohyaName("lora_te", cg.Names[i])
+				if a.Down != moduleByName(f.net, k).Down {
+					t.Errorf("%s: graph adapter is not the network's", k)
+				}
+				params = append(params, param{k, cg.Params[2*i : 2*i+2]})
+			}
+			for i := range ug.Adapters {
+				params = append(params, param{kohyaName("lora_unet", ug.Names[i]), ug.Params[2*i : 2*i+2]})
 			}
 			vm := gorgonia.NewTapeMachine(g)
 			defer vm.Close()
@@ -326,16 +362,12 @@ func TestCLIPGraphIntoUNet(t *testing.T) {
 				if got := float64(loss.Value().Data().(float32)); math.Abs(got-wantLoss) > 1e-5*wantLoss {
 					t.Errorf("run %d: loss %v, want %v", run, got, wantLoss)
 				}
-				for i, a := range cg.Adapters {
-					k := kohyaName("lora_te", cg.Names[i])
-					for j, p := range cg.Params[2*i : 2*i+2] {
-						got, w := tensorGrad(t, p), want[k][j]
+				for _, p := range params {
+					for j, node := range p.nodes {
+						got, w := tensorGrad(t, node), want[p.kohya][j]
 						if d, s := maxAbsDiff(got, w), maxAbs(w); d > 1e-4*s || s == 0 {
-							t.Errorf("run %d: %s param %d: relative error %.3g (scale %g)", run, k, j, d/s, s)
+							t.Errorf("run %d: %s matrix %d: relative error %.3g (scale %g)", run, p.kohya, j, d/s, s)
 						}
-					}
-					if a.Down != moduleByName(f.net, k).Down {
-						t.Errorf("%s: graph adapter is not the network's", k)
 					}
 				}
 				vm.Reset()
@@ -351,4 +383,124 @@ func moduleByName(n *LoRANetwork, kohya string) *LoRAModule {
 		}
 	}
 	return nil
+}
+
+// With only some adapters trainable, Backward stops early (no attention
+// backward under out_proj or MLP-only adapters, nothing below the lowest
+// trainable layer); the gradients it writes equal those of a full backward.
+func TestCLIPPartialTrainable(t *testing.T) {
+	f := newTEFixture(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	r := teRandomTensor(rng, 2, 16, f.text.Config.Width)
+	setTrainable := func(keep func(kohya string) bool) {
+		for _, m := range f.net.Modules {
+			moduleAdapter(t, f.text, m).Trainable = keep(m.KohyaName())
+		}
+	}
+	for skip := 1; skip <= 2; skip++ {
+		setTrainable(func(string) bool { return true })
+		if _, err := f.text.ForwardTrain(f.ids, 2, skip); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.text.Backward(r); err != nil {
+			t.Fatal(err)
+		}
+		want := gradSnapshot(t, f)
+		for _, suffix := range []string{"self_attn_out_proj", "mlp_fc2", "mlp_fc1", "self_attn_q_proj", "self_attn_k_proj", "self_attn_v_proj"} {
+			for layer := range 2 - skip + 1 {
+				name := fmt.Sprintf("lora_te_text_model_encoder_layers_%d_%s", layer, suffix)
+				if moduleByName(f.net, name) == nil {
+					t.Fatalf("no module %s", name)
+				}
+				t.Run(fmt.Sprintf("clip_skip=%d/%s", skip, name), func(t *testing.T) {
+					setTrainable(func(k string) bool { return k == name })
+					a := moduleAdapter(t, f.text, moduleByName(f.net, name))
+					clear(a.GradDown.Data)
+					clear(a.GradUp.Data)
+					if _, err := f.text.ForwardTrain(f.ids, 2, skip); err != nil {
+						t.Fatal(err)
+					}
+					if err := f.text.Backward(r); err != nil {
+						t.Fatal(err)
+					}
+					for j, got := range [][]float32{a.GradDown.Data, a.GradUp.Data} {
+						w := want[name][j]
+						if d, s := maxAbsDiff(got, w), maxAbs(w); d > 1e-5*s || s == 0 {
+							t.Errorf("matrix %d: max|diff| %g, scale %g", j, d, s)
+						}
+					}
+				})
+			}
+		}
+	}
+	setTrainable(func(string) bool { return true })
+}
+
+// BenchmarkCLIPTrainStep is the text encoder's part of a training step with
+// text-encoder LoRA (rank 8 on all 72 layers of the full-size ViT-L/14 text
+// tower, random weights): ForwardTrain and Backward of one 77-token prompt.
+func BenchmarkCLIPTrainStep(b *testing.B) {
+	cfg := SD15Config()
+	m, err := LoadCLIPTextModel(RandomWeights(1), cfg.CLIP)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, err := NewUNet(cfg.UNet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	all, err := LoRALayoutOf(cfg).Layers(LoRACrossAttention, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var layers []LoRALayer
+	for _, l := range all {
+		if l.TextEncoder {
+			layers = append(layers, l)
+		}
+	}
+	net, err := NewLoRANetwork(layers, 8, 1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := net.Attach(u, m, 1, true); err != nil {
+		b.Fatal(err)
+	}
+	ids := tokenizer(b).Encode("a photo of sks dog sitting on a beach at sunset, highly detailed, masterpiece")
+	grad := teRandomTensor(rand.New(rand.NewPCG(1, 1)), 1, len(ids), cfg.CLIP.Width)
+	defer reportCPUTime(b)()
+	for b.Loop() {
+		if _, err := m.ForwardTrain(ids, 1, 1); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Backward(grad); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestCLIPGraphErrors(t *testing.T) {
+	m, err := LoadCLIPTextModel(RandomWeights(1), TinyCLIPConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gorgonia.NewGraph()
+	if _, err := m.Graph(constNode(g, "ids", nn.New(1, 4)), 3); err == nil {
+		t.Error("clip skip 3 on 2 layers: no error")
+	}
+	if _, err := m.Graph(constNode(g, "ids", nn.New(1, 78)), 1); err == nil {
+		t.Error("78 tokens: no error")
+	}
+	for _, bad := range []float32{1.5, -1, float32(VocabSize)} {
+		g := gorgonia.NewGraph()
+		ids := nn.FromData([]float32{49406, bad, 49407}, 1, 3)
+		if _, err := m.Graph(constNode(g, "ids", ids), 1); err != nil {
+			t.Fatal(err)
+		}
+		vm := gorgonia.NewTapeMachine(g)
+		if err := vm.RunAll(); err == nil {
+			t.Errorf("token id %v: no error", bad)
+		}
+		vm.Close()
+	}
 }
