@@ -36,6 +36,8 @@ type lossChart struct {
 	img      *canvas.Image
 	// lrNow shows the current learning rate in the legend.
 	lrNow *widget.Label
+	// empty stands in for the plot until the first step.
+	empty *widget.Label
 	// drawn is the pixel size and point count of the current image.
 	drawnSize   image.Point
 	drawnPoints int
@@ -44,6 +46,8 @@ type lossChart struct {
 
 func newLossChart() *lossChart {
 	c := &lossChart{img: canvas.NewImageFromImage(nil), lrNow: widget.NewLabel("learning rate")}
+	c.empty = widget.NewLabelWithStyle("The loss curve appears here once training steps arrive.", fyne.TextAlignCenter, fyne.TextStyle{Italic: true})
+	c.empty.Importance = widget.LowImportance
 	c.img.FillMode = canvas.ImageFillStretch
 	c.img.ScaleMode = canvas.ImageScaleFastest
 	c.ExtendBaseWidget(c)
@@ -96,12 +100,21 @@ type chartRenderer struct{ c *lossChart }
 
 func (r *chartRenderer) Layout(size fyne.Size) {
 	r.c.img.Resize(size)
+	ms := r.c.empty.MinSize()
+	r.c.empty.Move(fyne.NewPos((size.Width-ms.Width)/2, (size.Height-ms.Height)/2))
+	r.c.empty.Resize(ms)
 	r.c.render(size)
 }
 func (r *chartRenderer) MinSize() fyne.Size           { return r.c.MinSize() }
-func (r *chartRenderer) Refresh()                     { r.c.render(r.c.Size()); r.c.img.Refresh() }
-func (r *chartRenderer) Objects() []fyne.CanvasObject { return []fyne.CanvasObject{r.c.img} }
-func (r *chartRenderer) Destroy()                     {}
+func (r *chartRenderer) Objects() []fyne.CanvasObject { return []fyne.CanvasObject{r.c.img, r.c.empty} }
+
+func (r *chartRenderer) Refresh() {
+	r.c.empty.Hidden = len(r.c.points) > 0
+	r.c.render(r.c.Size())
+	r.c.img.Refresh()
+	r.c.empty.Refresh()
+}
+func (r *chartRenderer) Destroy() {}
 
 // render draws the chart at size (in device pixels) unless the image
 // already shows the same points at that size.
@@ -142,13 +155,16 @@ func chartColors() chartPalette {
 }
 
 // drawLossChart renders the loss plot above a smaller learning-rate plot
-// sharing the step axis.
+// sharing the step axis; without points it is the empty background.
 func drawLossChart(points []chartPoint, logScale bool, px image.Point, scale float64, pal chartPalette) image.Image {
 	dpi := 96 * scale
 	w, h := vg.Length(float64(px.X)/dpi)*vg.Inch, vg.Length(float64(px.Y)/dpi)*vg.Inch
 	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(int(dpi)), vgimg.UseBackgroundColor(pal.bg))
 	dc := draw.New(img)
 
+	if len(points) == 0 {
+		return img.Image()
+	}
 	loss := newStyledPlot(pal)
 	loss.Y.Label.Text = "loss (MSE)"
 	loss.Y.Tick.Marker = niceTicks{n: 5}
@@ -159,16 +175,11 @@ func drawLossChart(points []chartPoint, logScale bool, px image.Point, scale flo
 	lr.Y.Tick.Marker = niceTicks{n: 2}
 	lr.X.Tick.Marker = niceTicks{n: 8}
 
-	if len(points) == 0 {
-		loss.Title.Text = "The loss appears here once training steps arrive"
-		loss.X.Max, loss.Y.Max, lr.X.Max, lr.Y.Max = 10, 1, 10, 1e-4
-	} else {
-		addLossSeries(loss, points, logScale, pal)
-		addLRSeries(lr, points, pal)
-		maxStep := points[len(points)-1].step
-		loss.X.Min, loss.X.Max, lr.X.Min, lr.X.Max = 0, math.Max(maxStep, 2), 0, math.Max(maxStep, 2)
-		lr.Y.Min = 0
-	}
+	addLossSeries(loss, points, logScale, pal)
+	addLRSeries(lr, points, pal)
+	maxStep := points[len(points)-1].step
+	loss.X.Min, loss.X.Max, lr.X.Min, lr.X.Max = 0, math.Max(maxStep, 2), 0, math.Max(maxStep, 2)
+	lr.Y.Min = 0
 	lrHeight := h * 0.34
 	top := draw.Crop(dc, 0, 0, lrHeight, 0)
 	bottom := draw.Crop(dc, 0, 0, 0, -(h - lrHeight))

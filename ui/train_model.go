@@ -42,7 +42,8 @@ const demoModelText = "Demo model (untrained, for trying the workflow): a tiny S
 	"It trains in seconds; its LoRA is only for this demo model, not for AUTOMATIC1111."
 
 func newModelPicker(p *trainPanel) *modelPicker {
-	m := &modelPicker{p: p}
+	// shown starts as no path at all, so the first show describes "".
+	m := &modelPicker{p: p, shown: "\x00"}
 	m.path = widget.NewEntry()
 	m.path.SetPlaceHolder("model.safetensors, a diffusers folder, or demo")
 	m.path.OnChanged = func(string) {

@@ -60,7 +60,7 @@ func newRunMonitor(p *trainPanel) *runMonitor {
 	m.reason.Wrapping = fyne.TextWrapWord
 	m.reason.Importance = widget.DangerImportance
 
-	m.start = widget.NewButtonWithIcon("Start training", theme.MediaPlayIcon(), func() { p.start(nil) })
+	m.start = widget.NewButtonWithIcon("Start training", theme.MediaPlayIcon(), m.confirmStart)
 	m.start.Importance = widget.HighImportance
 	m.pause = widget.NewButtonWithIcon("Pause", theme.MediaPauseIcon(), m.togglePause)
 	m.stopBtn = widget.NewButtonWithIcon("Stop", theme.MediaStopIcon(), m.stop)
@@ -77,6 +77,7 @@ func newRunMonitor(p *trainPanel) *runMonitor {
 	m.caching.Hide()
 	m.bar = widget.NewProgressBar()
 	m.bar.TextFormatter = m.barText
+	m.bar.Hide()
 	m.detail = widget.NewLabel("Press Start: the loss, samples and log appear here.")
 	m.detail.Importance = widget.LowImportance
 	m.detail.Truncation = fyne.TextTruncateEllipsis
@@ -150,6 +151,9 @@ func (m *runMonitor) refreshReady() {
 		return
 	}
 	st := m.p.st
+	if st.run == nil {
+		m.subtitle.SetText(fmt.Sprintf("%s.safetensors from %s", st.cfg.OutputName, datasetName(st.cfg.TrainDataDir)))
+	}
 	switch {
 	case len(st.problems) > 0:
 		m.reason.SetText("Can't start — " + m.p.form.reason(st.problems))
@@ -200,6 +204,7 @@ func (m *runMonitor) started(r *activeRun) {
 	m.subtitle.SetText(r.cfg.OutputName + " → " + r.cfg.OutputDir)
 	m.bar.Max = float64(r.run.Plan().TotalSteps)
 	m.bar.SetValue(0)
+	m.bar.Show()
 	m.detail.SetText("")
 	m.log.add([]string{time.Now().Format("15:04:05") + "  ── " + r.cfg.OutputName + ": training on " + r.cfg.TrainDataDir + " with " + modelName(r.cfg.PretrainedModel)})
 	m.reason.Hide()
@@ -341,6 +346,26 @@ func (m *runMonitor) barText() string {
 		return ""
 	}
 	return fmt.Sprintf("step %s / %s  (%.0f%%)", itoa(m.last.Step), itoa(m.last.TotalSteps), 100*float64(m.last.Step)/float64(max(m.last.TotalSteps, 1)))
+}
+
+// confirmStart starts a new run, first asking when an unfinished run of
+// the same name would be replaced.
+func (m *runMonitor) confirmStart() {
+	st := m.p.st
+	for _, u := range st.unfinished {
+		if u.OutputName != st.cfg.OutputName {
+			continue
+		}
+		msg := fmt.Sprintf("%s stopped at step %s of %s and can be continued with Resume unfinished. Start a new run anyway? Its resume state will be replaced.",
+			u.OutputName, itoa(u.Step), itoa(u.TotalSteps))
+		dialog.ShowConfirm("Unfinished run", msg, func(yes bool) {
+			if yes {
+				m.p.start(nil)
+			}
+		}, m.p.s.win)
+		return
+	}
+	m.p.start(nil)
 }
 
 func (m *runMonitor) togglePause() {

@@ -218,6 +218,11 @@ func TestTrainDemoRun(t *testing.T) {
 	stoppedAt := int(p.monitor.bar.Value)
 
 	stopped := p.st.run
+	test.Tap(p.monitor.start)
+	h.tapDialogButton("No")
+	if p.st.run != stopped {
+		t.Fatal("Start replaced the unfinished run without asking")
+	}
 	test.Tap(p.monitor.resume)
 	h.tapDialogButton("Continue")
 	h.pump("the continued run to start", func() bool { return p.st.run != stopped })
