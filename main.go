@@ -13,6 +13,7 @@ import (
 const usage = `usage:
   lorastudio [DIR]                     open the studio (optionally with a dataset folder)
   lorastudio dataset DIR               summarise a dataset folder and list problem files
+  lorastudio train --config job.toml   train a LoRA headless (--resume FILE, --demo, --export-kohya DIR)
   lorastudio tag --model DIR_OR_FILE [--threshold 0.35 --character-threshold 0.85 --append --dry-run ...] DATASET_DIR
                                        auto-tag every image with a WD14 tagger and save the captions
   lorastudio bench                     measure this machine's BLAS and kernels
@@ -36,6 +37,8 @@ func run(args []string) int {
 		return runDataset(args[1:])
 	case "tag":
 		return runTag(args[1:])
+	case "train":
+		return runTrain(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

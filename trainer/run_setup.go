@@ -110,7 +110,13 @@ func prepare(ctx context.Context, cfg Config, resume *runState) (*job, error) {
 		}
 		j.prompts = p
 	}
-	if err := j.planDataset(ctx); err != nil {
+	opts, err := cfg.BucketOptions()
+	if err == nil {
+		err = opts.Validate()
+	}
+	if err != nil {
+		add("min_bucket_reso", err)
+	} else if err := j.planDataset(ctx, opts); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -131,7 +137,7 @@ func prepare(ctx context.Context, cfg Config, resume *runState) (*job, error) {
 }
 
 // planDataset opens the training folder and makes the bucket plan.
-func (j *job) planDataset(ctx context.Context) error {
+func (j *job) planDataset(ctx context.Context, opts dataset.BucketOptions) error {
 	ds, err := dataset.Open(ctx, j.cfg.TrainDataDir, dataset.Options{CaptionExt: j.cfg.CaptionExtension})
 	if err != nil {
 		return err
@@ -148,10 +154,6 @@ func (j *job) planDataset(ctx context.Context) error {
 			why = append(why, "every folder has 0 repeats")
 		}
 		return fmt.Errorf("%s: no trainable images (%s)", j.cfg.TrainDataDir, strings.Join(why, "; "))
-	}
-	opts, err := j.cfg.BucketOptions()
-	if err != nil {
-		return err
 	}
 	bp, err := dataset.PlanBuckets(items, opts, j.cfg.TrainBatchSize)
 	if err != nil {
