@@ -117,11 +117,11 @@ type SelectOptions struct {
 	KeepUnderscores bool
 	// EscapeParens writes `(` and `)` as `\(` and `\)` for A1111 prompts.
 	EscapeParens bool
-	// Undesired tags are never written (compared after renaming, before
-	// escaping, case-insensitively).
+	// Undesired tags are never written (compared before escaping, ignoring
+	// case and `_` versus space).
 	Undesired []string
 	// AlwaysFirst tags are put first when the model predicts them, in this
-	// order (kohya's --always_first_tags).
+	// order (kohya's --always_first_tags); compared like Undesired.
 	AlwaysFirst []string
 }
 
@@ -225,8 +225,15 @@ func SelectTags(labels []Label, probs []float32, o SelectOptions) Prediction {
 	return p
 }
 
+// sameTag compares tags as a user means them: case, surrounding space and
+// `_` versus space do not matter ("Long_Hair" is "long hair").
+func sameTag(a, b string) bool {
+	norm := func(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "_", " ") }
+	return strings.EqualFold(norm(a), norm(b))
+}
+
 func containsFold(list []string, s string) bool {
-	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(strings.TrimSpace(x), s) })
+	return slices.ContainsFunc(list, func(x string) bool { return sameTag(x, s) })
 }
 
 // Tags returns the caption tags of a prediction: the always-first tags
@@ -253,8 +260,7 @@ func (p Prediction) Tags(o SelectOptions) []string {
 	}
 	var out []string
 	for _, first := range o.AlwaysFirst {
-		first = strings.TrimSpace(first)
-		if i := slices.IndexFunc(rest, func(t string) bool { return strings.EqualFold(t, first) }); i >= 0 {
+		if i := slices.IndexFunc(rest, func(t string) bool { return sameTag(t, first) }); i >= 0 {
 			out = append(out, rest[i])
 			rest = slices.Delete(rest, i, i+1)
 		}

@@ -99,8 +99,11 @@ func TestPredictionTags(t *testing.T) {
 		{"underscores kept", SelectOptions{GeneralThreshold: 0.5, CharacterThreshold: 0.9, KeepUnderscores: true},
 			[]string{"ganyu_(genshin_impact)", "1girl", "long_hair"}},
 		{"undesired and always first", SelectOptions{GeneralThreshold: 0.35, CharacterThreshold: 0.85,
-			Undesired: []string{"1girl", " Long Hair"}, AlwaysFirst: []string{"^_^", "solo", "ganyu (genshin impact)"}},
+			Undesired: []string{"1girl", " Long_Hair"}, AlwaysFirst: []string{"^_^", "solo", "Ganyu_(genshin_impact)"}},
 			[]string{"^_^", "ganyu (genshin impact)"}},
+		{"always first with underscores kept", SelectOptions{GeneralThreshold: 0.35, CharacterThreshold: 0.85, KeepUnderscores: true,
+			AlwaysFirst: []string{"long hair"}},
+			[]string{"long_hair", "ganyu_(genshin_impact)", "1girl", "^_^"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
