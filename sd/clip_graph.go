@@ -22,11 +22,14 @@ type CLIPGraph struct {
 	// used layers, in pairs: Params[2i] and Params[2i+1] belong to
 	// Adapters[i], attached to the Linear named Names[i]
 	// ("text_model.encoder.layers.0.self_attn.q_proj"). Their values share
-	// memory with the adapters' Down and Up. Adapters of layers the clip
-	// skip leaves out are not in the graph: they get no gradient.
+	// memory with the adapters' Down and Up.
 	Params   []*gorgonia.Node
 	Adapters []*Adapter
 	Names    []string
+	// Skipped are the trainable adapters of the layers the clip skip leaves
+	// out: they are not in the graph and have no gradient (kohya's optimizer
+	// leaves them untouched, weight decay included).
+	Skipped []*Adapter
 }
 
 // Graph adds the text encoder to the graph of ids, a float32 node [B, T]
@@ -71,6 +74,7 @@ func (m *CLIPTextModel) Graph(ids *gorgonia.Node, clipSkip int) (*CLIPGraph, err
 			return nil, fmt.Errorf("text encoder graph: %w", err)
 		}
 	}
+	out.Skipped = m.SkippedAdapters(clipSkip)
 	if out.Output, err = nn.Apply(&clipFinalNode{m: m}, x); err != nil {
 		return nil, fmt.Errorf("text encoder graph: %w", err)
 	}

@@ -100,6 +100,28 @@ func (m *CLIPTextModel) Backward(gradOut *nn.Tensor) error {
 	return nil
 }
 
+// SkippedAdapters returns the trainable adapters of the layers that clip
+// skip leaves out of the forward pass. They have no gradient: Backward
+// writes zeros, Graph leaves them out, and an optimizer should skip them as
+// kohya's does (its parameters without a gradient get no update, not even
+// weight decay).
+func (m *CLIPTextModel) SkippedAdapters(clipSkip int) []*Adapter {
+	var out []*Adapter
+	for _, layer := range m.Layers[max(0, min(len(m.Layers), m.Config.Layers-clipSkip+1)):] {
+		_ = Walk("", layer, func(_ string, mod any) error {
+			if l, ok := mod.(*Linear); ok {
+				for _, a := range l.Adapters {
+					if a.Trainable {
+						out = append(out, a)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return out
+}
+
 // lowestTrainable is the index of the first of the first used layers with a
 // trainable adapter, or -1: the backward pass stops there.
 func (m *CLIPTextModel) lowestTrainable(used int) int {

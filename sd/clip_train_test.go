@@ -144,6 +144,9 @@ func TestCLIPLoRAGradientsFiniteDifferences(t *testing.T) {
 				t.Fatal(err)
 			}
 			used := f.text.Config.Layers - skip + 1
+			if got, want := len(f.text.SkippedAdapters(skip)), 6*(skip-1); got != want {
+				t.Errorf("%d skipped adapters, want %d", got, want)
+			}
 			worst := 0.0
 			defer func() { t.Logf("worst error relative to the gradient scale: %.2g", worst) }()
 			for _, m := range f.net.Modules {
@@ -328,6 +331,9 @@ func TestCLIPGraphIntoUNet(t *testing.T) {
 			}
 			if wantParams := 12 * (f.text.Config.Layers - skip + 1); len(cg.Params) != wantParams {
 				t.Fatalf("%d text-encoder graph params, want %d", len(cg.Params), wantParams)
+			}
+			if wantSkipped := 6 * (skip - 1); len(cg.Skipped) != wantSkipped {
+				t.Fatalf("%d skipped adapters, want %d", len(cg.Skipped), wantSkipped)
 			}
 			ug, err := f.unet.Graph(constNode(g, "latents", latents), constNode(g, "timesteps", nn.FromData(timesteps, 2)), cg.Output)
 			if err != nil {
