@@ -355,8 +355,7 @@ func loadViT(f weightSource, heads int) (*ViT, error) {
 type timmConfig struct {
 	Architecture string `json:"architecture"`
 	ModelArgs    struct {
-		NumHeads   int   `json:"num_heads"`
-		ClassToken *bool `json:"class_token"`
+		NumHeads int `json:"num_heads"`
 	} `json:"model_args"`
 }
 
