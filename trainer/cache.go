@@ -169,11 +169,12 @@ type textCache struct {
 	cached   map[string]*nn.Tensor // [tokens, width] per caption; nil when not caching
 }
 
-// cacheTexts encodes the captions of all images when they can be cached.
+// cacheTexts encodes the captions of all images when they can be cached:
+// the text encoder is frozen and the captions do not change.
 func (j *job) cacheTexts(ctx context.Context) error {
 	j.texts = &textCache{model: j.model, clipSkip: j.cfg.ClipSkip}
 	rules := j.cfg.captionRules()
-	if rules.random() {
+	if rules.random() || j.cfg.TrainsTextEncoder() {
 		return nil
 	}
 	j.texts.cached = map[string]*nn.Tensor{}

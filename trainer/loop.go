@@ -143,11 +143,15 @@ func (j *job) loop(ctx context.Context) (stopped bool, err error) {
 			mean += d
 		}
 		mean /= time.Duration(len(recent))
-		j.emit(Step{
+		ev := Step{
 			Step: j.step, TotalSteps: p.TotalSteps, Epoch: epoch + 1, Epochs: p.Epochs,
 			Loss: loss, AvgLoss: j.losses.add(j.step-1, loss), LR: lr,
 			StepTime: took, ETA: mean * time.Duration(p.TotalSteps-j.step),
-		})
+		}
+		if j.cfg.TrainsTextEncoder() {
+			ev.TextLR = j.cfg.EffectiveTextEncoderLR() * j.sched.Factor(j.step-1)
+		}
+		j.emit(ev)
 		epochEnd := within == p.StepsPerEpoch-1 || j.step == p.TotalSteps
 		if n := j.cfg.SaveEveryNEpochs; epochEnd && n > 0 && (epoch+1)%n == 0 && j.step < p.TotalSteps {
 			if err := j.save(saveEpoch, epoch+1); err != nil {
@@ -208,9 +212,11 @@ func (j *job) saveStopped() error {
 
 // optimizerStep runs the micro-batches of one optimizer step, averaging
 // their gradients (as accelerate's gradient accumulation does), clips them
-// and updates the adapters. It returns the mean loss and the learning rate.
+// and updates the adapters. It returns the mean loss and the UNet's
+// learning rate.
 func (j *job) optimizerStep(micro []batch, rules captionRules, noise *sd.Schedule) (loss, lr float64, err error) {
-	lr = j.cfg.EffectiveUNetLR() * j.sched.Factor(j.step)
+	factor := j.sched.Factor(j.step)
+	lr = j.cfg.EffectiveUNetLR() * factor
 	for _, g := range j.grads {
 		clear(g)
 	}
@@ -230,8 +236,8 @@ func (j *job) optimizerStep(micro []batch, rules captionRules, noise *sd.Schedul
 		return loss, lr, fmt.Errorf("the gradient norm is %v: %w", norm, errNonFinite)
 	}
 	lrs := make([]float64, len(j.params))
-	for i := range lrs {
-		lrs[i] = lr
+	for i, base := range j.baseLR {
+		lrs[i] = base * factor
 	}
 	return loss, lr, j.opt.Update(j.params, j.grads, lrs)
 }
@@ -253,7 +259,13 @@ func (j *job) microStep(b batch, rules captionRules, noise *sd.Schedule, scale f
 	for i, idx := range b.images {
 		captions[i] = rules.apply(j.images[idx].TrainingCaption(), j.rng)
 	}
-	if err := j.texts.embed(g.context, captions); err != nil {
+	if g.ids != nil {
+		for i, c := range captions {
+			for k, id := range j.model.Tokenizer.Encode(c) {
+				g.ids.Data[i*sd.ContextLength+k] = float32(id)
+			}
+		}
+	} else if err := j.texts.embed(g.context, captions); err != nil {
 		return 0, err
 	}
 	ts := make([]int, n)
@@ -296,7 +308,7 @@ func (j *job) graph(n, h, w int) (*stepGraph, error) {
 	if g := j.graphs[key]; g != nil {
 		return g, nil
 	}
-	g, err := newStepGraph(j.model.UNet, j.order, n, h, w, sd.ContextLength, j.model.Config.UNet.ContextDim)
+	g, err := newStepGraph(j.model, j.order, j.cfg.TrainsTextEncoder(), j.cfg.ClipSkip, n, h, w)
 	if err != nil {
 		return nil, err
 	}

@@ -14,56 +14,85 @@ import (
 
 // stepGraph is the gorgonia graph of one micro-batch shape: the UNet as
 // coarse nodes (sd.UNet.Graph) whose LoRA matrices are the learnable
-// inputs, and the min-SNR-weighted MSE against the noise as the cost.
-// gorgonia.Grad differentiates it once, when it is built; every
-// micro-batch of that shape then writes its inputs into the input nodes'
-// buffers and runs the tape.
+// inputs, fed by the text encoder's graph when its adapters train too, and
+// the min-SNR-weighted MSE against the noise as the cost. gorgonia.Grad
+// differentiates it once, when it is built; every micro-batch of that
+// shape then writes its inputs into the input nodes' buffers and runs the
+// tape.
 type stepGraph struct {
 	g  *gorgonia.ExprGraph
 	vm gorgonia.VM
-	// The input nodes' values share these buffers.
-	noisy, timesteps, context, target *nn.Tensor
-	loss                              *gorgonia.Node
-	mse                               *weightedMSE
+	// The input nodes' values share these buffers. With a trained text
+	// encoder the captions come in as ids (token ids as float32 [B, 77]),
+	// otherwise as their encoding in context [B, 77, D].
+	noisy, timesteps, ids, context, target *nn.Tensor
+	loss                                   *gorgonia.Node
+	mse                                    *weightedMSE
 	// params[i] is the graph node of the network's parameter i (the
-	// optimizer's order); every parameter has one.
+	// optimizer's order), nil for the adapters of text-encoder layers the
+	// clip skip leaves out.
 	params []*gorgonia.Node
 }
 
-// newStepGraph builds the graph for micro-batches of b latents [4, h, w]
-// under contexts of tokens x dim. order maps each trainable adapter to its
-// module index in the network (parameters 2i and 2i+1).
-func newStepGraph(u *sd.UNet, order map[*sd.Adapter]int, b, h, w, tokens, dim int) (*stepGraph, error) {
-	c := u.Config.InChannels
+// newStepGraph builds the graph for micro-batches of b latents [4, h, w].
+// order maps each trainable adapter to its module index in the network
+// (parameters 2i and 2i+1). With trainText the text encoder's adapters
+// train, through its graph at the given clip skip.
+func newStepGraph(m *sd.Model, order map[*sd.Adapter]int, trainText bool, clipSkip, b, h, w int) (*stepGraph, error) {
+	c := m.UNet.Config
 	s := &stepGraph{
 		g:         gorgonia.NewGraph(),
-		noisy:     nn.New(b, c, h, w),
+		noisy:     nn.New(b, c.InChannels, h, w),
 		timesteps: nn.New(b),
-		context:   nn.New(b, tokens, dim),
-		target:    nn.New(b, c, h, w),
+		target:    nn.New(b, c.InChannels, h, w),
 		mse:       &weightedMSE{weights: make([]float32, b)},
+		params:    make([]*gorgonia.Node, 2*len(order)),
 	}
-	ug, err := u.Graph(inputNode(s.g, "noisy_latents", s.noisy), inputNode(s.g, "timesteps", s.timesteps), inputNode(s.g, "context", s.context))
+	add := func(adapters []*sd.Adapter, params []*gorgonia.Node, names []string) error {
+		for k, a := range adapters {
+			i, ok := order[a]
+			if !ok {
+				return fmt.Errorf("training graph: adapter of %s is not in the network", names[k])
+			}
+			s.params[2*i], s.params[2*i+1] = params[2*k], params[2*k+1]
+		}
+		return nil
+	}
+	var context *gorgonia.Node
+	if trainText {
+		s.ids = nn.New(b, sd.ContextLength)
+		cg, err := m.Text.Graph(inputNode(s.g, "input_ids", s.ids), clipSkip)
+		if err != nil {
+			return nil, fmt.Errorf("training graph: %w", err)
+		}
+		if err := add(cg.Adapters, cg.Params, cg.Names); err != nil {
+			return nil, err
+		}
+		context = cg.Output
+	} else {
+		s.context = nn.New(b, sd.ContextLength, c.ContextDim)
+		context = inputNode(s.g, "context", s.context)
+	}
+	ug, err := m.UNet.Graph(inputNode(s.g, "noisy_latents", s.noisy), inputNode(s.g, "timesteps", s.timesteps), context)
 	if err != nil {
 		return nil, fmt.Errorf("training graph: %w", err)
+	}
+	if err := add(ug.Adapters, ug.Params, ug.Names); err != nil {
+		return nil, err
 	}
 	if s.loss, err = nn.Apply(s.mse, ug.Output, inputNode(s.g, "noise", s.target)); err != nil {
 		return nil, fmt.Errorf("training graph: %w", err)
 	}
-	s.params = make([]*gorgonia.Node, 2*len(order))
-	for k, a := range ug.Adapters {
-		i, ok := order[a]
-		if !ok {
-			return nil, fmt.Errorf("training graph: adapter of %s is not in the network", ug.Names[k])
-		}
-		s.params[2*i], s.params[2*i+1] = ug.Params[2*k], ug.Params[2*k+1]
-	}
-	for i, p := range s.params {
-		if p == nil {
-			return nil, fmt.Errorf("training graph: parameter %d of the network is not in the UNet", i)
+	var wrt []*gorgonia.Node
+	for _, p := range s.params {
+		if p != nil {
+			wrt = append(wrt, p)
 		}
 	}
-	if _, err := gorgonia.Grad(s.loss, s.params...); err != nil {
+	if len(wrt) == 0 {
+		return nil, fmt.Errorf("training graph: no trainable adapter")
+	}
+	if _, err := gorgonia.Grad(s.loss, wrt...); err != nil {
 		return nil, fmt.Errorf("training graph: gradients: %w", err)
 	}
 	s.vm = gorgonia.NewTapeMachine(s.g)
@@ -89,6 +118,9 @@ func (s *stepGraph) run(weights []float32, grads [][]float32, scale float32) (fl
 		return 0, fmt.Errorf("loss: %w", err)
 	}
 	for i, p := range s.params {
+		if p == nil {
+			continue
+		}
 		gv, err := p.Grad()
 		if err != nil {
 			return 0, fmt.Errorf("gradient of %s: %w", p.Name(), err)

@@ -18,8 +18,8 @@ import (
 
 // resumeJob exercises everything a resume must restore: two buckets with a
 // short last batch, gradient accumulation, shuffled captions with dropout
-// (per-step text encoding from the random stream), noise offset, min-SNR,
-// a warmup-cosine schedule and epoch saves.
+// (drawn from the random stream), the text encoder's adapters, noise
+// offset, min-SNR, a warmup-cosine schedule and epoch saves.
 func resumeJob(t *testing.T, data string) Config {
 	cfg := demoJob(t, data, 0)
 	cfg.MaxTrainSteps = 0
@@ -39,6 +39,7 @@ func resumeJob(t *testing.T, data string) Config {
 	cfg.LRScheduler = "cosine"
 	cfg.LRWarmup = Warmup{Steps: 2}
 	cfg.SaveEveryNEpochs = 1
+	cfg.NetworkTrainUNetOnly = false
 	return cfg
 }
 
@@ -54,6 +55,16 @@ func wideImages(t *testing.T, data string) {
 	for i, p := range src[:2] {
 		writeWide(t, p, filepath.Join(dir, fmt.Sprintf("wide_%d.png", i)))
 	}
+}
+
+func finalMetadata(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := nn.OpenSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return f.Metadata()
 }
 
 func finalWeights(t *testing.T, path string) map[string][]float32 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type job struct {
 	net     *sd.LoRANetwork
 	params  [][]float32 // net.Params' data, the optimizer's order
 	grads   [][]float32 // accumulated gradients, same order
+	baseLR  []float64   // each parameter's learning rate before the schedule
 	order   map[*sd.Adapter]int
 	opt     *AdamW
 	sched   *Schedule
@@ -78,9 +80,6 @@ func prepare(ctx context.Context, cfg Config, resume *runState) (*job, error) {
 			return nil, err
 		}
 		errs = append(errs, v...)
-	}
-	if cfg.TrainsTextEncoder() {
-		errs = append(errs, FieldError{"network_train_unet_only", "false: text-encoder LoRA training is not supported yet; set it to true (UNet adapters only)"})
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -206,7 +205,7 @@ func (j *job) loadModel() error {
 // from the resume state), attaches it to the UNet and sets up the optimizer
 // and schedule.
 func (j *job) setupNetwork() error {
-	layers, err := sd.LoRALayoutOf(j.model.Config).Layers(j.cfg.Targets, false)
+	layers, err := sd.LoRALayoutOf(j.model.Config).Layers(j.cfg.Targets, j.cfg.TrainsTextEncoder())
 	if err != nil {
 		return err
 	}
@@ -234,7 +233,11 @@ func (j *job) setupNetwork() error {
 			return err
 		}
 	}
-	adapters, err := net.Attach(j.model.UNet, nil, 1, true)
+	var text *sd.CLIPTextModel
+	if j.cfg.TrainsTextEncoder() {
+		text = j.model.Text
+	}
+	adapters, err := net.Attach(j.model.UNet, text, 1, true)
 	if err != nil {
 		return err
 	}
@@ -242,9 +245,23 @@ func (j *job) setupNetwork() error {
 	for i, a := range adapters {
 		j.order[a] = i
 	}
-	for _, p := range net.Params() {
+	// The clip skip leaves the last text-encoder layers out: their
+	// adapters never get a gradient, and a rate of 0 leaves them (and
+	// their optimizer state) untouched, as torch skips parameters without
+	// gradients.
+	usedLayers := j.model.Config.CLIP.Layers - j.cfg.ClipSkip + 1
+	for i, p := range net.Params() {
+		m := net.Modules[i/2]
+		lr := j.cfg.EffectiveUNetLR()
+		if m.TextEncoder {
+			lr = j.cfg.EffectiveTextEncoderLR()
+			if textLayer(m.Module) >= usedLayers {
+				lr = 0
+			}
+		}
 		j.params = append(j.params, p.Data)
 		j.grads = append(j.grads, make([]float32, len(p.Data)))
+		j.baseLR = append(j.baseLR, lr)
 	}
 	j.sched, err = j.cfg.Schedule(j.plan.TotalSteps)
 	return err
@@ -267,4 +284,19 @@ func copyWeights(net *sd.LoRANetwork, f *sd.LoRAFile, layers []sd.LoRALayer) err
 		copy(dst.Up.Data, m.Up.Data)
 	}
 	return nil
+}
+
+// textLayer is the encoder layer index of a text-encoder module path
+// ("text_model.encoder.layers.11.mlp.fc1" is 11), or -1.
+func textLayer(module string) int {
+	rest, ok := strings.CutPrefix(module, "text_model.encoder.layers.")
+	if !ok {
+		return -1
+	}
+	n, _, _ := strings.Cut(rest, ".")
+	i, err := strconv.Atoi(n)
+	if err != nil {
+		return -1
+	}
+	return i
 }

@@ -236,7 +236,8 @@ func TestStartValidatesBeforeWork(t *testing.T) {
 		{"not a model", "pretrained_model_name_or_path", func(c *Config) { c.PretrainedModel = prompts }},
 		{"no images", "train_data_dir", func(c *Config) { c.TrainDataDir = t.TempDir() }},
 		{"only broken images", "train_data_dir", func(c *Config) { c.TrainDataDir = empty }},
-		{"text encoder training", "network_train_unet_only", func(c *Config) { c.NetworkTrainUNetOnly = false }},
+		{"text encoder training at rate 0", "text_encoder_lr", func(c *Config) { zero := 0.0; c.NetworkTrainUNetOnly, c.TextEncoderLR = false, &zero }},
+		{"bucket sizes", "min_bucket_reso", func(c *Config) { c.EnableBucket, c.MinBucketReso = true, 128 }},
 		{"empty prompts file", "sample_prompts", func(c *Config) { c.SamplePrompts = prompts }},
 		{"missing network weights", "network_weights", func(c *Config) { c.NetworkWeights = filepath.Join(empty, "x.safetensors") }},
 	}
@@ -258,5 +259,53 @@ func TestStartValidatesBeforeWork(t *testing.T) {
 				t.Errorf("output folder exists after a refused start: %v", err)
 			}
 		})
+	}
+}
+
+// TestTextEncoderTraining trains the text encoder's adapters too, with
+// clip skip 2: the layers in use learn at the text-encoder rate, the
+// skipped last layer's adapters stay as initialised, and the file holds
+// kohya's lora_te_ modules.
+func TestTextEncoderTraining(t *testing.T) {
+	data := demoImages(t, 2, 1, "cat", "dog")
+	cfg := demoJob(t, data, 4)
+	te := 5e-3
+	cfg.NetworkTrainUNetOnly, cfg.TextEncoderLR, cfg.ClipSkip = false, &te, 2
+	events := drain(t, startRun(t, cfg))
+	for _, s := range steps(events) {
+		if s.TextLR != te || s.LR != 1e-3 {
+			t.Errorf("step %d: rates %v (UNet) and %v (text), want 1e-3 and %v", s.Step, s.LR, s.TextLR, te)
+		}
+	}
+	if c := lastCaching(events, "text"); c.Total != 0 {
+		t.Errorf("captions were cached (%+v) while the text encoder trains", c)
+	}
+	w := finalWeights(t, lastSaved(events).Path)
+	nonzero := func(name string) bool {
+		v, ok := w[name]
+		if !ok {
+			t.Fatalf("no %s in the file", name)
+		}
+		for _, x := range v {
+			if x != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for _, part := range []string{"self_attn_q_proj", "self_attn_out_proj", "mlp_fc1", "mlp_fc2"} {
+		if !nonzero("lora_te_text_model_encoder_layers_0_" + part + ".lora_up.weight") {
+			t.Errorf("layer 0 %s did not train", part)
+		}
+		if nonzero("lora_te_text_model_encoder_layers_1_" + part + ".lora_up.weight") {
+			t.Errorf("layer 1 %s, left out by clip skip 2, changed", part)
+		}
+	}
+	if !nonzero("lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight") {
+		t.Error("the UNet adapters did not train")
+	}
+	meta := finalMetadata(t, lastSaved(events).Path)
+	if meta["ss_text_encoder_lr"] != "0.005" || meta["ss_clip_skip"] != "2" {
+		t.Errorf("ss_text_encoder_lr %q, ss_clip_skip %q", meta["ss_text_encoder_lr"], meta["ss_clip_skip"])
 	}
 }
