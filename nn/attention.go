@@ -25,8 +25,11 @@ type AttnParams struct {
 }
 
 // Tile sizes. A tile is attnQueryTile query rows against key blocks of
-// attnKeyBlock keys, so the scores of a tile (512 KB) stay in a core's L2
-// cache between the sgemm that writes them and the one that reads them.
+// attnKeyBlock keys: its scores (1 MB; the backward also holds their
+// gradient) stay in a core's 2 MB L2 cache between the sgemm that writes
+// them and the one that reads them. On SD's 8x4096x40 shape, 128 to 512
+// rows by 256 to 1024 keys all measured within noise of each other; 64-row
+// tiles were 10-25% slower.
 const (
 	attnQueryTile = 256
 	attnKeyBlock  = 1024
