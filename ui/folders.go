@@ -137,6 +137,7 @@ func (ws *workspace) confirmRename(f *dataset.Folder, repeats int, class string)
 func (ws *workspace) rebuild() {
 	tab := ws.nav.SelectedIndex()
 	ws.grids = nil
+	ws.trainShown = false
 	ws.s.setContent(ws.build())
 	ws.nav.SelectIndex(tab)
 }

@@ -9,6 +9,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -34,6 +35,8 @@ type workspace struct {
 	background sync.WaitGroup
 
 	filter tagger.Filter
+	// trainShown is set once the Train screen has been built.
+	trainShown bool
 	// busy is set while a background job reads the dataset (reorganise);
 	// edits from the menu and keyboard wait until it is done.
 	busy bool
@@ -80,11 +83,21 @@ func (ws *workspace) build() fyne.CanvasObject {
 	ws.editor = newTagEditor(ws)
 	ws.panel = newTagPanel(ws)
 	ws.summary = newSummaryView(ws)
+	// The Train screen is built the first time it is shown: most visits
+	// to a dataset never train, and its form is the costliest screen.
+	train := container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), layout.NewSpacer())
 	ws.nav = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dataset", theme.GridIcon(), ws.datasetScreen()),
 		container.NewTabItemWithIcon("Tags", theme.DocumentCreateIcon(), ws.tagsScreen()),
-		container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), ws.s.trainTab(ws)),
+		train,
 	)
+	ws.nav.OnSelected = func(t *container.TabItem) {
+		if t == train && !ws.trainShown {
+			ws.trainShown = true
+			train.Content = ws.s.trainTab(ws)
+			ws.nav.Refresh()
+		}
+	}
 	ws.nav.SetTabLocation(container.TabLocationLeading)
 	ws.editor.show()
 	ws.status.refresh()
