@@ -3,10 +3,13 @@ package ui
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"lorastudio/dataset"
 )
@@ -114,4 +117,28 @@ func TestLeavingWithUnsavedEditsAsks(t *testing.T) {
 	h.s.Open(other)
 	h.tapDialogButton("Leave")
 	h.pump("the other dataset to open", func() bool { return h.s.ws != nil && h.s.ws.ds.Root == other })
+}
+
+func TestMissingRecentDatasetIsForgottenOnClick(t *testing.T) {
+	h := newHarness(t)
+	gone := filepath.Join(t.TempDir(), "gone")
+	h.s.state.settings.AddRecent(gone)
+	h.s.startOver()
+	var forget *widget.Button
+	for _, o := range test.LaidOutObjects(h.win.Content()) {
+		if b, ok := o.(*widget.Button); ok && strings.Contains(b.Text, "click to forget") {
+			forget = b
+		}
+	}
+	if forget == nil {
+		t.Fatal("the missing dataset is not marked on the start screen")
+	}
+	test.Tap(forget)
+	s, err := LoadSettings(h.s.state.settingsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.RecentDatasets) != 0 {
+		t.Errorf("recent datasets after forgetting = %q", s.RecentDatasets)
+	}
 }

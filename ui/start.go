@@ -39,7 +39,8 @@ func (s *Studio) startScreen() fyne.CanvasObject {
 }
 
 // recentList shows the recent datasets, newest first; a folder that no
-// longer exists is shown disabled instead of silently dropped.
+// longer exists is marked, and a click forgets it, instead of it being
+// dropped silently.
 func (s *Studio) recentList() fyne.CanvasObject {
 	heading := widget.NewLabelWithStyle("Recent datasets", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	recent := s.state.settings.RecentDatasets
@@ -54,8 +55,13 @@ func (s *Studio) recentList() fyne.CanvasObject {
 		b.Alignment = widget.ButtonAlignLeading
 		b.Importance = widget.LowImportance
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			b.SetText(recentLabel(dir) + "  (missing)")
-			b.Disable()
+			b.SetText(recentLabel(dir) + "   (moved or deleted: click to forget)")
+			b.SetIcon(theme.NewWarningThemedResource(theme.WarningIcon()))
+			b.OnTapped = func() {
+				s.state.settings.RemoveRecent(dir)
+				s.saveSettings()
+				s.setContent(s.startScreen())
+			}
 		}
 		box.Add(b)
 	}
