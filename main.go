@@ -16,6 +16,9 @@ const usage = `usage:
   lorastudio train --config job.toml   train a LoRA headless (--resume FILE, --demo, --export-kohya DIR)
   lorastudio tag --model DIR_OR_FILE [--threshold 0.35 --character-threshold 0.85 --append --dry-run ...] DATASET_DIR
                                        auto-tag every image with a WD14 tagger and save the captions
+  lorastudio generate --model FILE|--demo --prompt "... <lora:name:0.7>" [--negative ... --steps 20 --cfg 7
+                     --sampler euler_a --seed 1 --width 512 --height 512 --lora-dir DIR --out out.png]
+                                       generate an image (PNG with AUTOMATIC1111 parameters)
   lorastudio bench                     measure this machine's BLAS and kernels
   lorastudio help                      this text
 `
@@ -35,6 +38,8 @@ func run(args []string) int {
 		return runBench(args[1:])
 	case "dataset":
 		return runDataset(args[1:])
+	case "generate":
+		return runGenerate(args[1:])
 	case "tag":
 		return runTag(args[1:])
 	case "train":

@@ -27,6 +27,8 @@ type Generated struct {
 	Image      *image.NRGBA
 	Parameters string
 	LoRAs      []string // the files applied, in prompt order
+	// LoRAHashes are "name: short hash" for the parameters text.
+	LoRAHashes []string
 }
 
 // Generate strips the LoRA tags from the prompt, attaches the LoRA files
@@ -74,7 +76,7 @@ func Generate(ctx context.Context, m *sd.Model, r GenerateRequest, progress func
 	if err != nil {
 		return nil, err
 	}
-	return &Generated{Image: img, Parameters: Parameters(r.GenerateOptions, r.Model, r.ModelHash, hashes), LoRAs: paths}, nil
+	return &Generated{Image: img, Parameters: Parameters(r.GenerateOptions, r.Model, r.ModelHash, hashes), LoRAs: paths, LoRAHashes: hashes}, nil
 }
 
 // Parameters is the generation info AUTOMATIC1111 writes into a PNG's
