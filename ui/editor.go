@@ -474,6 +474,11 @@ func (e *tagEditor) loadPreview() {
 		for _, p := range todo {
 			img, err := dataset.DecodeImage(p, maxPixels)
 			if err != nil {
+				e.ws.s.do(func() {
+					if e.shown != nil && e.shown.Path == p && e.preview.Image == nil {
+						e.noImage.SetText("This image cannot be shown: " + err.Error())
+					}
+				})
 				continue
 			}
 			img = imaging.Fit(img, previewSide, previewSide, imaging.Linear)

@@ -140,6 +140,11 @@ func (ws *workspace) rebuild() {
 	ws.trainShown = false
 	ws.s.setContent(ws.build())
 	ws.nav.SelectIndex(tab)
+	// A run still going has the old paths; the cache makes a restart cheap.
+	if done, total, _ := ws.thumbs.progress(); done < total {
+		ws.stopThumbs()
+		ws.startThumbnails()
+	}
 }
 
 // showReorganiseDialog copies or moves the dataset into kohya's layout

@@ -109,7 +109,13 @@ func (ws *workspace) build() fyne.CanvasObject {
 func (ws *workspace) startThumbnails() {
 	ctx, cancel := context.WithCancel(context.Background())
 	ws.stopThumbs = cancel
-	images := slices.Clone(ws.ds.Images)
+	// The thumbnailer gets copies: the UI goroutine owns the Images and
+	// may rename their folder meanwhile.
+	images := make([]*dataset.Image, len(ws.ds.Images))
+	for i, im := range ws.ds.Images {
+		c := *im
+		images[i] = &c
+	}
 	dir := ws.s.thumbDir
 	ws.background.Add(1)
 	go func() {
