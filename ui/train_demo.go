@@ -46,11 +46,15 @@ func (s *Studio) DemoTrain(steps int) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			s.do(func() {
-				if started || s.ws == nil || s.train == nil {
+				if started || s.ws == nil {
+					return
+				}
+				// Showing the tab builds the Train screen.
+				s.ws.nav.SelectIndex(2)
+				if s.train == nil {
 					return
 				}
 				started = true
-				s.ws.nav.SelectIndex(2)
 				s.train.startDemo(steps)
 				ready <- struct{}{}
 			})

@@ -40,9 +40,9 @@ type runMonitor struct {
 	log     *logPane
 	tabs    *container.AppTabs
 
-	// progress of the run shown: the last step event and the plan.
+	// progress of the run shown: its last step and save, and the recent
+	// step times.
 	last     *trainer.Step
-	planned  *trainer.Planned
 	lastSave string
 	recent   []time.Duration
 
@@ -197,7 +197,7 @@ func (m *runMonitor) notStarted(err error) {
 
 // started resets the monitor for run r.
 func (m *runMonitor) started(r *activeRun) {
-	m.last, m.planned, m.lastSave, m.recent = nil, nil, "", nil
+	m.last, m.lastSave, m.recent = nil, "", nil
 	m.chart.reset()
 	m.gallery.reset()
 	m.title.SetText("Starting…")
@@ -227,7 +227,6 @@ func (m *runMonitor) apply(r *activeRun) {
 	u := r.feed.take()
 	m.log.add(u.log)
 	if u.planned != nil {
-		m.planned = u.planned
 		m.bar.Max = float64(u.planned.TotalSteps)
 		if u.planned.Resumed {
 			m.bar.SetValue(float64(u.planned.StartStep))

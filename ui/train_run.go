@@ -30,15 +30,8 @@ type activeRun struct {
 
 // runFeed collects the run's events between two UI updates.
 type runFeed struct {
-	mu      sync.Mutex
-	planned *trainer.Planned
-	caching *trainer.Caching
-	steps   []trainer.Step
-	samples []trainer.Sample
-	saved   []trainer.Saved
-	log     []string
-	paused  *bool
-	end     trainer.Event
+	mu sync.Mutex
+	feedUpdate
 }
 
 // feedUpdate is what arrived since the last update.
@@ -137,9 +130,8 @@ func cachingText(what string) string {
 func (f *runFeed) take() feedUpdate {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u := feedUpdate{planned: f.planned, caching: f.caching, steps: f.steps, samples: f.samples,
-		saved: f.saved, log: f.log, paused: f.paused, end: f.end}
-	f.planned, f.caching, f.steps, f.samples, f.saved, f.log, f.paused, f.end = nil, nil, nil, nil, nil, nil, nil, nil
+	u := f.feedUpdate
+	f.feedUpdate = feedUpdate{}
 	return u
 }
 
