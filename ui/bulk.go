@@ -77,7 +77,7 @@ func (ws *workspace) showBulkDialogFor(op, tag string) {
 	if tag != "" {
 		f.tag.SetText(tag)
 		f.tag.hide()
-		if op == bulkReplace || op == bulkRemove {
+		if op == bulkReplace || op == bulkRemove || op == bulkTrigger {
 			f.setScope(scopeAll)
 		}
 	}

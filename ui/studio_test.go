@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
@@ -418,4 +419,35 @@ func TestStartScreenListsRecentDatasets(t *testing.T) {
 	if len(s.RecentDatasets) != 1 || s.RecentDatasets[0] != root {
 		t.Errorf("saved recent datasets = %q, want [%s]", s.RecentDatasets, root)
 	}
+}
+
+func TestTagRowClickAndMenu(t *testing.T) {
+	h := newHarness(t)
+	ws := h.open(writeDataset(t))
+	ws.nav.SelectIndex(1)
+	var row *tagRow
+	for _, o := range test.LaidOutObjects(h.win.Content()) {
+		if r, ok := o.(*tagRow); ok && r.tag == "outdoors" {
+			row = r
+		}
+	}
+	if row == nil {
+		t.Fatal("no row for outdoors in the tag panel")
+	}
+	ws.panel.mode.SetSelected(clickAll)
+	test.Tap(row)
+	if got := len(ws.st.visible); got != 2 {
+		t.Errorf("clicking outdoors in filter mode shows %d images, want 2", got)
+	}
+	test.TapSecondary(row)
+	menu := h.win.Canvas().Overlays().Top()
+	if menu == nil {
+		t.Fatal("right click showed no menu")
+	}
+	for _, o := range test.LaidOutObjects(menu) {
+		if txt, ok := o.(*canvas.Text); ok && txt.Text == "Rename in all images…" {
+			return
+		}
+	}
+	t.Errorf("the tag menu has no Rename in all images item")
 }

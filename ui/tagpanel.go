@@ -27,8 +27,9 @@ const (
 )
 
 // tagPanel lists every tag of the dataset with its count. A click selects
-// the tag's images or adds it to the filter (all of, any of, none of);
-// the active filter shows above the list with a way to drop each term.
+// the tag's images or adds it to the filter (all of, any of, none of), a
+// right click offers bulk actions on the tag; the active filter shows
+// above the list with a way to drop each term.
 type tagPanel struct {
 	ws *workspace
 
@@ -61,30 +62,13 @@ func newTagPanel(ws *workspace) *tagPanel {
 	p.active = container.New(&flowLayout{})
 	p.list = widget.NewList(
 		func() int { return len(p.rows) },
-		func() fyne.CanvasObject {
-			count := widget.NewLabel("")
-			count.Importance = widget.LowImportance
-			name := widget.NewLabel("")
-			name.Truncation = fyne.TextTruncateEllipsis
-			return container.NewBorder(nil, nil, widget.NewIcon(nil), count, name)
-		},
+		func() fyne.CanvasObject { return newTagRow(p) },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
-			if i >= len(p.rows) {
-				return
+			if i < len(p.rows) {
+				o.(*tagRow).set(p.rows[i], p.marker(p.rows[i].Tag))
 			}
-			row := o.(*fyne.Container)
-			r := p.rows[i]
-			row.Objects[0].(*widget.Label).SetText(r.Tag)
-			row.Objects[1].(*widget.Icon).SetResource(p.marker(r.Tag))
-			row.Objects[2].(*widget.Label).SetText(itoa(r.Count))
 		},
 	)
-	p.list.OnSelected = func(i widget.ListItemID) {
-		p.list.UnselectAll()
-		if i < len(p.rows) {
-			p.clicked(p.rows[i].Tag)
-		}
-	}
 	p.refresh()
 	p.refreshFilter()
 	return p
@@ -204,4 +188,68 @@ func (p *tagPanel) refreshFilter() {
 	p.untagged.Refresh()
 	p.active.Refresh()
 	p.list.Refresh()
+}
+
+// tagRow is one tag in the panel: a click runs the panel's click action,
+// a right click offers every action for the tag.
+type tagRow struct {
+	widget.BaseWidget
+	p     *tagPanel
+	tag   string
+	icon  *widget.Icon
+	name  *widget.Label
+	count *widget.Label
+}
+
+func newTagRow(p *tagPanel) *tagRow {
+	r := &tagRow{p: p, icon: widget.NewIcon(nil), name: widget.NewLabel(""), count: widget.NewLabel("")}
+	r.name.Truncation = fyne.TextTruncateEllipsis
+	r.count.Importance = widget.LowImportance
+	r.ExtendBaseWidget(r)
+	return r
+}
+
+func (r *tagRow) CreateRenderer() fyne.WidgetRenderer {
+	return widget.NewSimpleRenderer(container.NewBorder(nil, nil, r.icon, r.count, r.name))
+}
+
+func (r *tagRow) set(tc tagger.TagCount, marker fyne.Resource) {
+	r.tag = tc.Tag
+	r.name.SetText(tc.Tag)
+	r.count.SetText(itoa(tc.Count))
+	r.icon.SetResource(marker)
+}
+
+func (r *tagRow) Tapped(*fyne.PointEvent) {
+	if r.tag != "" {
+		r.p.clicked(r.tag)
+	}
+}
+
+// TappedSecondary shows the tag's actions.
+func (r *tagRow) TappedSecondary(e *fyne.PointEvent) {
+	if r.tag == "" {
+		return
+	}
+	p, tag := r.p, r.tag
+	filter := func(mode string) func() {
+		return func() {
+			prev := p.mode.Selected
+			p.mode.Selected = mode
+			p.clicked(tag)
+			p.mode.Selected = prev
+		}
+	}
+	menu := fyne.NewMenu("",
+		fyne.NewMenuItem("Select its images", filter(clickSelect)),
+		fyne.NewMenuItem("Show only images with it", filter(clickAll)),
+		fyne.NewMenuItem("Hide images with it", filter(clickNone)),
+		fyne.NewMenuItemSeparator(),
+		fyne.NewMenuItem("Rename in all images…", func() { p.ws.showBulkDialogFor(bulkReplace, tag) }),
+		fyne.NewMenuItem("Remove from all images…", func() { p.ws.showBulkDialogFor(bulkRemove, tag) }),
+		fyne.NewMenuItem("Put first in all images…", func() { p.ws.showBulkDialogFor(bulkTrigger, tag) }),
+	)
+	if c := fyne.CurrentApp().Driver().CanvasForObject(r); c != nil {
+		widget.ShowPopUpMenuAtPosition(menu, c, e.AbsolutePosition)
+	}
 }
