@@ -25,6 +25,7 @@ type GenerateRequest struct {
 // text for its PNG.
 type Generated struct {
 	Image      *image.NRGBA
+	Options    sd.GenerateOptions // as requested, the prompt with its LoRA tags
 	Parameters string
 	LoRAs      []string // the files applied, in prompt order
 	// LoRAHashes are "name: short hash" for the parameters text.
@@ -76,7 +77,7 @@ func Generate(ctx context.Context, m *sd.Model, r GenerateRequest, progress func
 	if err != nil {
 		return nil, err
 	}
-	return &Generated{Image: img, Parameters: Parameters(r.GenerateOptions, r.Model, r.ModelHash, hashes), LoRAs: paths, LoRAHashes: hashes}, nil
+	return &Generated{Image: img, Options: r.GenerateOptions, Parameters: Parameters(r.GenerateOptions, r.Model, r.ModelHash, hashes), LoRAs: paths, LoRAHashes: hashes}, nil
 }
 
 // Parameters is the generation info AUTOMATIC1111 writes into a PNG's

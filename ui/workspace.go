@@ -90,6 +90,7 @@ func (ws *workspace) build() fyne.CanvasObject {
 		container.NewTabItemWithIcon("Dataset", theme.GridIcon(), ws.datasetScreen()),
 		container.NewTabItemWithIcon("Tags", theme.DocumentCreateIcon(), ws.tagsScreen()),
 		train,
+		container.NewTabItemWithIcon("Generate", theme.MediaPhotoIcon(), newGeneratePanel(ws.s).object()),
 	)
 	ws.nav.OnSelected = func(t *container.TabItem) {
 		if t == train && !ws.trainShown {

@@ -1,0 +1,436 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/sd"
+	"lorastudio/trainer"
+)
+
+// generatePanel is the Generate screen: text-to-image with the prompt
+// syntax of AUTOMATIC1111, so a user tries a LoRA (<lora:name:0.7>)
+// without leaving the studio. Sampling runs in a goroutine; its progress
+// and result come back through Studio.do.
+type generatePanel struct {
+	s *Studio
+
+	model                   *widget.Entry
+	prompt, negative        *widget.Entry
+	steps, cfg, seed        *widget.Entry
+	width, height           *widget.Entry
+	sampler                 *widget.Select
+	loraDir                 *widget.Entry
+	loraList                *widget.List
+	loraNote                *widget.Label
+	loras                   []sd.LoRAEntry
+	run, cancel, save       *widget.Button
+	bar                     *widget.ProgressBar
+	barText, status, params *widget.Label
+	result                  *canvas.Image
+
+	// model is kept between runs (loading a checkpoint takes seconds);
+	// loaded names what it was loaded from. Both change on the UI
+	// goroutine only.
+	loaded     *sd.Model
+	loadedKey  string
+	loadedHash string
+	stop       context.CancelFunc
+	last       *trainer.Generated
+	root       fyne.CanvasObject
+}
+
+// loraWeight is the multiplier a LoRA picked from the list starts with,
+// AUTOMATIC1111's usual suggestion.
+const loraWeight = "0.7"
+
+// newGeneratePanel builds the screen. The model and LoRA folder start as
+// the Train screen's saved base model and output folder.
+func newGeneratePanel(s *Studio) *generatePanel {
+	p := &generatePanel{s: s}
+	saved, _ := trainStore{dir: filepath.Dir(s.state.settingsPath)}.load()
+	def := sd.DefaultGenerateOptions()
+
+	p.model = widget.NewEntry()
+	p.model.SetPlaceHolder("model.safetensors, a diffusers folder, or demo")
+	p.model.SetText(saved.PretrainedModel)
+	file := widget.NewButtonWithIcon("File…", theme.FileIcon(), p.chooseModel)
+	demo := widget.NewButtonWithIcon("Demo model", theme.MediaPlayIcon(), func() { p.model.SetText(trainer.DemoModel) })
+	fromTrain := widget.NewButton("Train screen's model", func() {
+		if s.train != nil {
+			p.model.SetText(s.train.model.value())
+		}
+	})
+
+	p.prompt = widget.NewMultiLineEntry()
+	p.prompt.SetPlaceHolder("a photo of a cat <lora:name:0.7>")
+	p.prompt.Wrapping = fyne.TextWrapWord
+	p.prompt.SetMinRowsVisible(3)
+	p.negative = widget.NewMultiLineEntry()
+	p.negative.SetPlaceHolder("negative prompt")
+	p.negative.Wrapping = fyne.TextWrapWord
+	p.negative.SetMinRowsVisible(2)
+
+	number := func(v string) *widget.Entry {
+		e := widget.NewEntry()
+		e.SetText(v)
+		return e
+	}
+	p.steps = number(strconv.Itoa(def.Steps))
+	p.cfg = number(strconv.FormatFloat(float64(def.CFGScale), 'g', -1, 32))
+	p.seed = number("-1")
+	p.width = number(strconv.Itoa(def.Width))
+	p.height = number(strconv.Itoa(def.Height))
+	p.sampler = widget.NewSelect(trainer.Samplers, nil)
+	p.sampler.SetSelected(def.Sampler)
+
+	p.loraDir = widget.NewEntry()
+	p.loraDir.SetPlaceHolder("folder of LoRA .safetensors files")
+	p.loraDir.OnChanged = func(string) { p.listLoRAs() }
+	browse := widget.NewButtonWithIcon("", theme.FolderOpenIcon(), p.chooseLoRADir)
+	rescan := widget.NewButtonWithIcon("", theme.ViewRefreshIcon(), p.listLoRAs)
+	p.loraNote = widget.NewLabel("")
+	p.loraNote.Wrapping = fyne.TextWrapWord
+	p.loraList = widget.NewList(
+		func() int { return len(p.loras) },
+		func() fyne.CanvasObject { return widget.NewLabel("lora name") },
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			e := p.loras[i]
+			text := e.Name
+			if e.Alias != "" && e.Alias != e.Name {
+				text += "  (" + e.Alias + ")"
+			}
+			o.(*widget.Label).SetText(text)
+		})
+	p.loraList.OnSelected = func(i widget.ListItemID) {
+		p.insertLoRA(p.loras[i].Name)
+		p.loraList.UnselectAll()
+	}
+	p.loraDir.SetText(saved.OutputDir)
+
+	p.run = widget.NewButtonWithIcon("Generate", theme.MediaPlayIcon(), p.start)
+	p.run.Importance = widget.HighImportance
+	p.cancel = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), p.stopRun)
+	p.cancel.Disable()
+	p.bar = widget.NewProgressBar()
+	p.bar.TextFormatter = func() string { return "" }
+	p.barText = widget.NewLabel("")
+	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
+	p.result = canvas.NewImageFromImage(nil)
+	p.result.FillMode = canvas.ImageFillContain
+	p.result.SetMinSize(fyne.NewSize(320, 320))
+	p.params = widget.NewLabel("")
+	p.params.Wrapping = fyne.TextWrapWord
+	p.params.Selectable = true
+	p.save = widget.NewButtonWithIcon("Save PNG…", theme.DocumentSaveIcon(), p.chooseSave)
+	p.save.Disable()
+
+	settings := widget.NewForm(
+		widget.NewFormItem("Steps", p.steps),
+		widget.NewFormItem("CFG scale", p.cfg),
+		widget.NewFormItem("Sampler", p.sampler),
+		widget.NewFormItem("Seed", p.seed),
+		widget.NewFormItem("Width", p.width),
+		widget.NewFormItem("Height", p.height),
+	)
+	form := container.NewVBox(
+		widget.NewLabelWithStyle("Model", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		p.model, container.NewHBox(file, demo, fromTrain),
+		widget.NewLabelWithStyle("Prompt", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		p.prompt, p.negative, settings,
+		widget.NewLabelWithStyle("LoRA folder (click a LoRA to add it to the prompt)", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		container.NewBorder(nil, nil, nil, container.NewHBox(browse, rescan), p.loraDir),
+		p.loraNote,
+	)
+	left := container.NewBorder(form, nil, nil, nil, p.loraList)
+	controls := container.NewVBox(container.NewHBox(p.run, p.cancel, p.save), p.bar, p.barText, p.status)
+	right := container.NewBorder(controls, container.NewVScroll(p.params), nil, nil, p.result)
+	split := container.NewHSplit(container.NewVScroll(left), right)
+	split.SetOffset(0.4)
+	p.root = split
+	return p
+}
+
+func (p *generatePanel) object() fyne.CanvasObject { return p.root }
+
+// insertLoRA adds <lora:name:0.7> to the end of the prompt.
+func (p *generatePanel) insertLoRA(name string) {
+	text := strings.TrimRight(p.prompt.Text, " ")
+	if text != "" {
+		text += " "
+	}
+	p.prompt.SetText(text + "<lora:" + name + ":" + loraWeight + ">")
+}
+
+// listLoRAs lists the LoRA folder's files.
+func (p *generatePanel) listLoRAs() {
+	dir := strings.TrimSpace(p.loraDir.Text)
+	p.loras = nil
+	switch entries, err := sd.FindLoRAs(dir); {
+	case dir == "":
+		p.loraNote.SetText("No LoRA folder: the prompt cannot use <lora:…> tags.")
+	case err != nil:
+		p.loraNote.SetText("⚠ " + err.Error())
+	case len(entries) == 0:
+		p.loraNote.SetText("No .safetensors files in this folder.")
+	default:
+		p.loras = entries
+		p.loraNote.SetText(fmt.Sprintf("%d LoRA files", len(entries)))
+	}
+	p.loraList.Refresh()
+}
+
+// options reads the form, or says which field is wrong.
+func (p *generatePanel) options() (sd.GenerateOptions, error) {
+	o := sd.DefaultGenerateOptions()
+	o.Prompt, o.NegativePrompt, o.Sampler = p.prompt.Text, p.negative.Text, p.sampler.Selected
+	ints := []struct {
+		name string
+		e    *widget.Entry
+		dst  *int
+		min  int
+	}{{"Steps", p.steps, &o.Steps, 1}, {"Width", p.width, &o.Width, 8}, {"Height", p.height, &o.Height, 8}}
+	for _, f := range ints {
+		n, err := strconv.Atoi(strings.TrimSpace(f.e.Text))
+		if err != nil || n < f.min {
+			return o, fmt.Errorf("%s %q: want a whole number of at least %d", f.name, f.e.Text, f.min)
+		}
+		*f.dst = n
+	}
+	cfg, err := strconv.ParseFloat(strings.TrimSpace(p.cfg.Text), 32)
+	if err != nil || cfg != cfg {
+		return o, fmt.Errorf("CFG scale %q is not a number", p.cfg.Text)
+	}
+	o.CFGScale = float32(cfg)
+	seed, err := strconv.ParseInt(strings.TrimSpace(p.seed.Text), 10, 64)
+	if err != nil {
+		return o, fmt.Errorf("Seed %q: want a whole number (-1 for a random seed)", p.seed.Text)
+	}
+	if seed < 0 {
+		seed = int64(rand.Uint32())
+	}
+	o.Seed = uint64(seed)
+	if _, _, err := sd.ParsePromptLoRAs(o.Prompt); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func (p *generatePanel) showError(err error) {
+	p.status.Importance = widget.DangerImportance
+	p.status.SetText("✗ " + err.Error())
+}
+
+func (p *generatePanel) setRunning(on bool) {
+	if on {
+		p.run.Disable()
+		p.cancel.Enable()
+	} else {
+		p.run.Enable()
+		p.cancel.Disable()
+	}
+}
+
+// start validates the form and generates in the background.
+func (p *generatePanel) start() {
+	o, err := p.options()
+	if err != nil {
+		p.showError(err)
+		return
+	}
+	modelPath := strings.TrimSpace(p.model.Text)
+	if modelPath == "" {
+		p.showError(fmt.Errorf("no model chosen: pick a checkpoint or the demo model"))
+		return
+	}
+	req := trainer.GenerateRequest{GenerateOptions: o, LoRADir: strings.TrimSpace(p.loraDir.Text), Model: modelPath}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stop = cancel
+	p.setRunning(true)
+	p.bar.Max, p.bar.Value = float64(o.Steps), 0
+	p.bar.Refresh()
+	p.barText.SetText("")
+	p.status.Importance = widget.MediumImportance
+	model := p.loaded
+	if p.loadedKey != modelPath {
+		// Free the old model before loading the next one.
+		p.loaded, p.loadedKey, p.loadedHash, model = nil, "", "", nil
+		p.status.SetText("Loading " + filepath.Base(modelPath) + "…")
+	} else {
+		req.ModelHash = p.loadedHash
+		p.status.SetText("Generating…")
+	}
+	go p.work(ctx, req, model)
+}
+
+// work runs on its own goroutine: load the model if needed, sample, and
+// hand the result to the UI goroutine.
+func (p *generatePanel) work(ctx context.Context, req trainer.GenerateRequest, m *sd.Model) {
+	do := p.s.do
+	var err error
+	if m == nil {
+		m, req.ModelHash, err = loadGenerateModel(req.Model)
+		if err != nil {
+			do(func() { p.finish(nil, err) })
+			return
+		}
+		do(func() {
+			p.loaded, p.loadedKey, p.loadedHash = m, req.Model, req.ModelHash
+			p.status.SetText("Generating…")
+		})
+	}
+	tracker := stepTracker{start: time.Now()}
+	g, err := trainer.Generate(ctx, m, req, func(step, total int) {
+		text := tracker.step(step, total)
+		do(func() {
+			p.bar.Max = float64(total)
+			p.bar.SetValue(float64(step))
+			p.barText.SetText(text)
+		})
+	})
+	do(func() { p.finish(g, err) })
+}
+
+// loadGenerateModel loads a checkpoint and hashes its file (AUTOMATIC1111
+// names a checkpoint by its hash in the parameters; a diffusers folder has
+// none), or builds the Train screen's demo model.
+func loadGenerateModel(path string) (*sd.Model, string, error) {
+	if path == trainer.DemoModel {
+		m, err := sd.NewRandomModel(sd.TinyConfig(), trainer.DemoSeed)
+		return m, "", err
+	}
+	c, err := sd.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer c.Close()
+	m, err := sd.LoadModelFrom(c)
+	if err != nil {
+		return nil, "", err
+	}
+	h, err := c.Hash()
+	if err != nil {
+		// The image does not need the hash; its parameters then omit it.
+		return m, "", nil
+	}
+	return m, h.SHA256, nil
+}
+
+// stepTracker turns step callbacks into "Step 3/20 · 2.41 s/step · 41 s
+// left".
+type stepTracker struct {
+	start time.Time
+}
+
+func (t stepTracker) step(step, total int) string {
+	perStep := time.Since(t.start).Seconds() / float64(max(1, step))
+	left := time.Duration(perStep*float64(total-step)) * time.Second
+	return fmt.Sprintf("Step %d/%d · %.2f s/step · %s left", step, total, perStep, left.Round(time.Second))
+}
+
+// finish shows a run's result or error.
+func (p *generatePanel) finish(g *trainer.Generated, err error) {
+	p.setRunning(false)
+	p.stop = nil
+	switch {
+	case err != nil && errors.Is(err, context.Canceled):
+		p.status.Importance = widget.WarningImportance
+		p.status.SetText("Cancelled.")
+	case err != nil:
+		p.showError(err)
+	default:
+		p.last = g
+		p.status.Importance = widget.SuccessImportance
+		p.status.SetText("✓ Done. Save the PNG to keep it with its parameters.")
+		p.result.Image = g.Image
+		p.result.Refresh()
+		p.params.SetText(g.Parameters)
+		p.save.Enable()
+	}
+}
+
+func (p *generatePanel) stopRun() {
+	if p.stop != nil {
+		p.stop()
+		p.status.SetText("Cancelling after the current step…")
+	}
+}
+
+// saveTo writes the last image with its parameters.
+func (p *generatePanel) saveTo(path string) error {
+	if p.last == nil {
+		return fmt.Errorf("nothing generated yet")
+	}
+	return trainer.WritePNG(path, p.last.Image, p.last.Parameters)
+}
+
+func (p *generatePanel) chooseSave() {
+	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
+		if err != nil {
+			dialog.ShowError(err, p.s.win)
+			return
+		}
+		if w == nil {
+			return
+		}
+		// WritePNG writes atomically itself; the dialog's writer only
+		// chose the name.
+		path := w.URI().Path()
+		w.Close()
+		if err := p.saveTo(path); err != nil {
+			dialog.ShowError(err, p.s.win)
+			return
+		}
+		p.status.Importance = widget.SuccessImportance
+		p.status.SetText("✓ Saved " + path)
+	}, p.s.win)
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".png"}))
+	d.SetFileName(fmt.Sprintf("lorastudio-%d.png", p.last.Options.Seed))
+	d.Resize(fyne.NewSize(820, 560))
+	d.Show()
+}
+
+func (p *generatePanel) chooseModel() {
+	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil {
+			dialog.ShowError(err, p.s.win)
+			return
+		}
+		if r != nil {
+			r.Close()
+			p.model.SetText(r.URI().Path())
+		}
+	}, p.s.win)
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".safetensors"}))
+	d.Resize(fyne.NewSize(820, 560))
+	d.Show()
+}
+
+func (p *generatePanel) chooseLoRADir() {
+	d := dialog.NewFolderOpen(func(u fyne.ListableURI, err error) {
+		if err != nil {
+			dialog.ShowError(err, p.s.win)
+			return
+		}
+		if u != nil {
+			p.loraDir.SetText(u.Path())
+		}
+	}, p.s.win)
+	d.Resize(fyne.NewSize(820, 560))
+	d.Show()
+}
