@@ -3,6 +3,7 @@ package sd
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -89,7 +90,7 @@ func parseLoRAArgs(args []string) (LoRARef, error) {
 	}
 	number := func(key, v string) (float32, error) {
 		f, err := strconv.ParseFloat(v, 32)
-		if err != nil || f != f {
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return 0, fmt.Errorf("%s multiplier %q is not a number", key, v)
 		}
 		return float32(f), nil
@@ -156,12 +157,21 @@ func FindLoRAs(dir string) ([]LoRAEntry, error) {
 }
 
 // ResolveLoRA finds the file a prompt's LoRA name means: a file stem first,
-// then an ss_output_name alias, as AUTOMATIC1111 does.
+// then an ss_output_name alias, as AUTOMATIC1111 does. Two files with the
+// same stem (in different subfolders) are an error rather than a guess.
 func ResolveLoRA(entries []LoRAEntry, name string) (string, error) {
+	var stems []string
 	for _, e := range entries {
 		if e.Name == name {
-			return e.Path, nil
+			stems = append(stems, e.Path)
 		}
+	}
+	switch len(stems) {
+	case 1:
+		return stems[0], nil
+	case 0:
+	default:
+		return "", fmt.Errorf("lora %q: %d files have that name (%s); rename one", name, len(stems), strings.Join(stems, ", "))
 	}
 	for _, e := range entries {
 		if e.Alias == name {

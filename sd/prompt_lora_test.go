@@ -32,6 +32,7 @@ func TestParsePromptLoRAs(t *testing.T) {
 		{"<lora:a:weight=1>", "", nil, `unknown argument "weight"`},
 		{"<hypernet:h:1>", "", nil, `extra network "hypernet" is not supported`},
 		{"<lora:a:nan>", "", nil, "not a number"},
+		{"<lora:a:1:inf>", "", nil, "not a number"},
 	}
 	for _, tt := range tests {
 		clean, refs, err := ParsePromptLoRAs(tt.prompt)
@@ -131,6 +132,10 @@ func TestFindAndResolveLoRAs(t *testing.T) {
 	}
 	if _, err := ResolveLoRA(entries[1:], "my_style"); err != nil {
 		t.Errorf("alias: %v", err)
+	}
+	twice := append(entries, LoRAEntry{Name: "style", Path: "other/style.safetensors"})
+	if _, err := ResolveLoRA(twice, "style"); err == nil || !strings.Contains(err.Error(), "2 files have that name") {
+		t.Errorf("same stem twice: %v", err)
 	}
 	if _, err := FindLoRAs(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing folder: %v", err)

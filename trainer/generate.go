@@ -63,7 +63,9 @@ func Generate(ctx context.Context, m *sd.Model, r GenerateRequest, progress func
 			if err != nil {
 				return nil, fmt.Errorf("lora %s: %w", paths[i], err)
 			}
-			hashes[i] = ref.Name + ": " + h[:min(12, len(h))]
+			// AUTOMATIC1111 drops ':' and ',' from the name, which
+			// would break its list.
+			hashes[i] = strings.NewReplacer(":", "", ",", "").Replace(ref.Name) + ": " + h[:min(12, len(h))]
 		}
 	}
 	detach, err := m.ApplyLoRAs(refs, paths)
