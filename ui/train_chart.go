@@ -92,7 +92,7 @@ func (c *lossChart) setLogScale(on bool) {
 	c.Refresh()
 }
 
-func (c *lossChart) MinSize() fyne.Size { return fyne.NewSize(360, 180) }
+func (c *lossChart) MinSize() fyne.Size { return fyne.NewSize(360, 240) }
 
 func (c *lossChart) CreateRenderer() fyne.WidgetRenderer { return &chartRenderer{c: c} }
 
@@ -168,7 +168,8 @@ func drawLossChart(points []chartPoint, logScale bool, px image.Point, scale flo
 	loss := newStyledPlot(pal)
 	loss.Y.Label.Text = "loss (MSE)"
 	loss.Y.Tick.Marker = niceTicks{n: 5}
-	loss.X.Tick.Marker = niceTicks{n: 8}
+	// The steps are labelled once, under the learning rate.
+	loss.X.Tick.Marker = unlabelled{niceTicks{n: 8}}
 	lr := newStyledPlot(pal)
 	lr.Y.Label.Text = "LR"
 	lr.X.Label.Text = "optimizer step"
@@ -180,7 +181,8 @@ func drawLossChart(points []chartPoint, logScale bool, px image.Point, scale flo
 	maxStep := points[len(points)-1].step
 	loss.X.Min, loss.X.Max, lr.X.Min, lr.X.Max = 0, math.Max(maxStep, 2), 0, math.Max(maxStep, 2)
 	lr.Y.Min = 0
-	lrHeight := h * 0.34
+	// The learning-rate plot needs room for its axis and a visible line.
+	lrHeight := max(h*0.28, min(h*0.4, vg.Points(58)))
 	top := draw.Crop(dc, 0, 0, lrHeight, 0)
 	bottom := draw.Crop(dc, 0, 0, 0, -(h - lrHeight))
 	// Align the two data areas on the left so the steps line up.
@@ -316,6 +318,17 @@ func (t niceTicks) Ticks(min, max float64) []plot.Tick {
 			v = 0
 		}
 		ticks = append(ticks, plot.Tick{Value: v, Label: tickLabel(v, step)})
+	}
+	return ticks
+}
+
+// unlabelled keeps a marker's ticks without their labels.
+type unlabelled struct{ plot.Ticker }
+
+func (u unlabelled) Ticks(min, max float64) []plot.Tick {
+	ticks := u.Ticker.Ticks(min, max)
+	for i := range ticks {
+		ticks[i].Label = ""
 	}
 	return ticks
 }

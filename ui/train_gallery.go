@@ -86,7 +86,7 @@ type sampleCell struct {
 func newSampleCell(g *sampleGallery) *sampleCell {
 	c := &sampleCell{g: g, img: canvas.NewImageFromImage(nil)}
 	c.img.FillMode = canvas.ImageFillContain
-	c.img.SetMinSize(fyne.NewSquareSize(120))
+	c.img.SetMinSize(fyne.NewSquareSize(104))
 	c.prompt = widget.NewLabel("")
 	c.prompt.Truncation = fyne.TextTruncateEllipsis
 	c.step = widget.NewLabel("")
@@ -115,5 +115,5 @@ func (c *sampleCell) Tapped(*fyne.PointEvent) {
 
 func (c *sampleCell) CreateRenderer() fyne.WidgetRenderer {
 	box := container.NewBorder(nil, container.NewVBox(c.prompt, c.step), nil, nil, c.img)
-	return widget.NewSimpleRenderer(container.NewGridWrap(fyne.NewSize(150, 190), box))
+	return widget.NewSimpleRenderer(container.NewGridWrap(fyne.NewSize(140, 172), box))
 }

@@ -34,7 +34,7 @@ type modelPicker struct {
 	// user picked another model is dropped.
 	seq   int
 	shown string
-	box   fyne.CanvasObject
+	box   *fyne.Container
 }
 
 // demoModelText labels the demo model wherever it is chosen.
@@ -88,11 +88,17 @@ func (m *modelPicker) setEnabled(on bool) {
 // showProblem shows the validation problem of the model setting.
 func (m *modelPicker) showProblem(msg string) {
 	if msg == "" || m.value() == "" {
-		m.problem.Hide()
+		if m.problem.Visible() {
+			m.problem.Hide()
+			m.box.Refresh()
+		}
 		return
 	}
 	m.problem.SetText("⚠ " + msg)
-	m.problem.Show()
+	if !m.problem.Visible() {
+		m.problem.Show()
+		m.box.Refresh()
+	}
 }
 
 // show describes path: the demo, nothing chosen yet, or what the loader

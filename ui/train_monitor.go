@@ -46,13 +46,15 @@ type runMonitor struct {
 	lastSave string
 	recent   []time.Duration
 
-	box fyne.CanvasObject
+	// top and buttons are relaid out when a part of them shows or hides.
+	top, buttons *fyne.Container
+	box          fyne.CanvasObject
 }
 
 func newRunMonitor(p *trainPanel) *runMonitor {
 	m := &runMonitor{p: p}
 	m.title = widget.NewLabelWithStyle("Ready to train", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	m.title.SizeName = theme.SizeNameHeadingText
+	m.title.SizeName = theme.SizeNameSubHeadingText
 	m.subtitle = widget.NewLabel("")
 	m.subtitle.Importance = widget.LowImportance
 	m.subtitle.Truncation = fyne.TextTruncateEllipsis
@@ -74,10 +76,10 @@ func newRunMonitor(p *trainPanel) *runMonitor {
 	m.cachingLabel = widget.NewLabel("")
 	m.cachingBar = widget.NewProgressBar()
 	m.caching = container.NewBorder(nil, nil, m.cachingLabel, nil, m.cachingBar)
-	m.caching.Hide()
+	m.setShown(m.caching, false)
 	m.bar = widget.NewProgressBar()
 	m.bar.TextFormatter = m.barText
-	m.bar.Hide()
+	m.setShown(m.bar, false)
 	m.detail = widget.NewLabel("Press Start: the loss, samples and log appear here.")
 	m.detail.Importance = widget.LowImportance
 	m.detail.Truncation = fyne.TextTruncateEllipsis
@@ -93,15 +95,34 @@ func newRunMonitor(p *trainPanel) *runMonitor {
 		container.NewTabItemWithIcon("Log", theme.ListIcon(), m.log.object()),
 	)
 
-	top := container.NewVBox(m.title, m.subtitle, buttons, m.reason, widget.NewCard("", "", m.plan.box), m.caching, m.bar, m.detail)
+	m.buttons = buttons
+	top := container.NewVBox(m.title, m.subtitle, buttons, m.reason, m.plan.box, m.caching, m.bar, m.detail)
 	lower := container.NewVSplit(container.NewBorder(chartHead, nil, nil, nil, m.chart), m.tabs)
 	lower.SetOffset(0.66)
+	m.top = top
 	m.box = container.NewPadded(container.NewBorder(top, nil, nil, nil, lower))
 	m.setButtons()
 	return m
 }
 
 func (m *runMonitor) object() fyne.CanvasObject { return m.box }
+
+// setShown shows or hides o, a part of the monitor's top, and lays the
+// top out again (a container does not notice a child's visibility).
+func (m *runMonitor) setShown(o fyne.CanvasObject, on bool) {
+	if o.Visible() == on {
+		return
+	}
+	if on {
+		o.Show()
+	} else {
+		o.Hide()
+	}
+	if m.top != nil {
+		m.buttons.Refresh()
+		m.top.Refresh()
+	}
+}
 
 // running is the run in progress, nil when none.
 func (m *runMonitor) running() *activeRun {
@@ -135,9 +156,9 @@ func (m *runMonitor) setButtons() {
 	}
 	if r == nil && len(st.unfinished) > 0 && !m.preparingNow() {
 		m.resume.SetText(fmt.Sprintf("Resume unfinished (%d)…", len(st.unfinished)))
-		m.resume.Show()
+		m.setShown(m.resume, true)
 	} else {
-		m.resume.Hide()
+		m.setShown(m.resume, false)
 	}
 }
 
@@ -147,7 +168,7 @@ func (m *runMonitor) preparingNow() bool { return m.title.Text == "Preparing…"
 func (m *runMonitor) refreshReady() {
 	m.setButtons()
 	if m.running() != nil || m.preparingNow() {
-		m.reason.Hide()
+		m.setShown(m.reason, false)
 		return
 	}
 	st := m.p.st
@@ -157,12 +178,12 @@ func (m *runMonitor) refreshReady() {
 	switch {
 	case len(st.problems) > 0:
 		m.reason.SetText("Can't start — " + m.p.form.reason(st.problems))
-		m.reason.Show()
+		m.setShown(m.reason, true)
 	case st.planErr != "":
 		m.reason.SetText("Can't start — " + st.planErr)
-		m.reason.Show()
+		m.setShown(m.reason, true)
 	default:
-		m.reason.Hide()
+		m.setShown(m.reason, false)
 	}
 	m.showPlan()
 }
@@ -182,7 +203,7 @@ func (m *runMonitor) showPlan() {
 func (m *runMonitor) preparing() {
 	m.title.SetText("Preparing…")
 	m.subtitle.SetText("Checking the settings, the base model and the dataset")
-	m.reason.Hide()
+	m.setShown(m.reason, false)
 	m.setButtons()
 }
 
@@ -204,10 +225,10 @@ func (m *runMonitor) started(r *activeRun) {
 	m.subtitle.SetText(r.cfg.OutputName + " → " + r.cfg.OutputDir)
 	m.bar.Max = float64(r.run.Plan().TotalSteps)
 	m.bar.SetValue(0)
-	m.bar.Show()
+	m.setShown(m.bar, true)
 	m.detail.SetText("")
 	m.log.add([]string{time.Now().Format("15:04:05") + "  ── " + r.cfg.OutputName + ": training on " + r.cfg.TrainDataDir + " with " + modelName(r.cfg.PretrainedModel)})
-	m.reason.Hide()
+	m.setShown(m.reason, false)
 	m.setButtons()
 	m.showPlan()
 }
@@ -236,7 +257,7 @@ func (m *runMonitor) apply(r *activeRun) {
 		m.showCaching(*c)
 	}
 	if len(u.steps) > 0 {
-		m.caching.Hide()
+		m.setShown(m.caching, false)
 		m.chart.add(u.steps)
 		m.redraw.Trigger()
 		last := u.steps[len(u.steps)-1]
@@ -280,19 +301,19 @@ func (m *runMonitor) apply(r *activeRun) {
 
 func (m *runMonitor) showCaching(c trainer.Caching) {
 	if c.Done >= c.Total && c.What != "model" {
-		m.caching.Hide()
+		m.setShown(m.caching, false)
 		return
 	}
 	m.title.SetText(cachingText(c.What) + "…")
 	m.cachingLabel.SetText(fmt.Sprintf("%s  %d / %d", cachingText(c.What), c.Done, c.Total))
 	m.cachingBar.Max = float64(max(c.Total, 1))
 	m.cachingBar.SetValue(float64(c.Done))
-	m.caching.Show()
+	m.setShown(m.caching, true)
 }
 
 // ended shows the end of run r.
 func (m *runMonitor) ended(r *activeRun, e trainer.Event) {
-	m.caching.Hide()
+	m.setShown(m.caching, false)
 	m.chart.Refresh()
 	switch e := e.(type) {
 	case trainer.Finished:

@@ -20,16 +20,16 @@ import (
 // folder. A newer edit makes an older result stale.
 func (p *trainPanel) replan() {
 	cfg := p.st.cfg
-	key := configKey(cfg)
+	valid := len(p.st.problems) == 0
+	key := fmt.Sprintf("valid=%v\n%s", valid, configKey(cfg))
 	if key == p.st.planFor {
 		return
 	}
 	p.st.planFor = key
-	if len(p.st.problems) > 0 {
+	if !valid {
 		p.st.plan, p.st.planErr = nil, ""
 		p.monitor.showPlan()
 	}
-	valid := len(p.st.problems) == 0
 	go func() {
 		unfinished, ufErr := trainer.FindUnfinished(cfg.OutputDir)
 		var plan *trainer.Plan
@@ -119,7 +119,7 @@ func newPlanView() *planView {
 	v.detail.Wrapping = fyne.TextWrapWord
 	v.detail.Importance = widget.LowImportance
 	grid := container.NewGridWithColumns(5, v.samples.box, v.buckets.box, v.perEpoch.box, v.total.box, v.eta.box)
-	v.box = container.NewVBox(grid, v.detail)
+	v.box = container.NewVBox(widget.NewSeparator(), grid, v.detail)
 	return v
 }
 

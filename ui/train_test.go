@@ -109,6 +109,7 @@ func TestTrainFormFlagsInvalidValues(t *testing.T) {
 			if fl.msg.Text != old || fl.msg.Importance == widget.DangerImportance {
 				t.Errorf("after %s = %s the message is %q, want the help %q", c.key, restore, fl.msg.Text, old)
 			}
+			h.pump("the plan again", func() bool { return p.st.plan != nil })
 			if p.monitor.start.Disabled() {
 				t.Errorf("Start still disabled: %q", p.monitor.reason.Text)
 			}
