@@ -99,6 +99,30 @@ func (ws *workspace) showBulkDialogFor(op, tag string) {
 	d.SetButtons([]fyne.CanvasObject{cancel, apply})
 	d.Resize(fyne.NewSize(600, 540))
 	d.Show()
+	f.focusFirstEmpty()
+}
+
+// focusFirstEmpty puts the cursor in the first field still to fill, so a
+// chip's "Rename in all images" opens ready to type the new name.
+func (f *bulkForm) focusFirstEmpty() {
+	c := fyne.CurrentApp().Driver().CanvasForObject(f.op)
+	if c == nil {
+		return
+	}
+	for _, o := range f.fields[f.op.Selected] {
+		switch w := o.(type) {
+		case *completionEntry:
+			if w.Text == "" {
+				c.Focus(w)
+				return
+			}
+		case *widget.Entry:
+			if w.Text == "" {
+				c.Focus(w)
+				return
+			}
+		}
+	}
 }
 
 func (ws *workspace) newBulkForm() *bulkForm {
@@ -132,7 +156,7 @@ func (ws *workspace) newBulkForm() *bulkForm {
 	f.tag = newCompletionEntry(suggest)
 	f.tag.SetPlaceHolder("tag")
 	f.with = newCompletionEntry(suggest)
-	f.with.SetPlaceHolder("new tag (empty removes it)")
+	f.with.SetPlaceHolder("new tag")
 	f.front = widget.NewRadioGroup([]string{"at the front", "at the end"}, func(string) { f.updatePreview() })
 	f.front.Horizontal = true
 	f.front.Required = true
@@ -254,6 +278,9 @@ func (f *bulkForm) build() (string, tagger.TagOp, error) {
 			return "", nil, err
 		}
 		with := strings.TrimSpace(f.with.Text)
+		if with == "" {
+			return "", nil, errors.New("type the new tag (Remove a tag deletes one)")
+		}
 		if strings.Contains(with, ",") {
 			return "", nil, errors.New("one new tag only: use find and replace to split a tag")
 		}
