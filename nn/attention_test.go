@@ -268,6 +268,46 @@ func TestAttentionDefaultTiling(t *testing.T) {
 	}
 }
 
+// TestAttentionLargeScores uses scores in the hundreds, so that the running
+// maximum jumps between key blocks and most probabilities underflow.
+func TestAttentionLargeScores(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, c := range attnCases() {
+		t.Run(c.String(), func(t *testing.T) {
+			p := c.p
+			nq, nk := p.Batch*p.Tq*p.Heads*p.HeadDim, p.Batch*p.Tk*p.Heads*p.HeadDim
+			q, k, v, dout := attnRand(rng, nq, 15), attnRand(rng, nk, 15), attnRand(rng, nk, 1), attnRand(rng, nq, 1)
+			ws := new(Workspace)
+			out, lse := make([]float32, nq), make([]float32, p.Batch*p.Heads*p.Tq)
+			attentionForward(ws, out, lse, q, k, v, p, c.tiling)
+			dq, dk, dv := make([]float32, nq), make([]float32, nk), make([]float32, nk)
+			attentionBackward(ws, dq, dk, dv, dout, q, k, v, out, lse, p, c.tiling)
+			q64, k64, v64 := attn64(q), attn64(k), attn64(v)
+			wantOut, wantLse := attnRef(q64, k64, v64, p, 0, p.Tq)
+			attnCompare(t, "out", out, wantOut, 1e-5, nil)
+			attnCompare(t, "lse", lse, wantLse, 1e-5, nil)
+			wq, wk, wv := attnRefGrad(q64, k64, v64, attn64(dout), p)
+			// Scores ~100 amplify float32 rounding of q and k in the
+			// gradients by their size: compare relative to the largest.
+			for _, g := range []struct {
+				name string
+				got  []float32
+				want []float64
+			}{{"dq", dq, wq}, {"dk", dk, wk}, {"dv", dv, wv}} {
+				big := 0.0
+				for _, w := range g.want {
+					big = math.Max(big, math.Abs(w))
+				}
+				for i, w := range g.want {
+					if e := math.Abs(float64(g.got[i])-w) / (1 + big); e > 1e-4 || math.IsNaN(e) {
+						t.Fatalf("%s[%d] = %g, want %g", g.name, i, g.got[i], w)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestAttentionForwardSDShape checks SD's largest self-attention (8 heads,
 // 4096 tokens, head dim 40) on a sample of query rows.
 func TestAttentionForwardSDShape(t *testing.T) {
