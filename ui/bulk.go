@@ -88,6 +88,14 @@ func (ws *workspace) showBulkDialogFor(op, tag string) {
 		f.apply()
 	})
 	apply.Importance = widget.HighImportance
+	// Enter in any field applies, once the operation is ready.
+	for _, e := range f.entries() {
+		e.OnSubmitted = func(string) {
+			if !apply.Disabled() {
+				apply.OnTapped()
+			}
+		}
+	}
 	f.onReady = func(ready bool) {
 		if ready {
 			apply.Enable()
@@ -99,7 +107,9 @@ func (ws *workspace) showBulkDialogFor(op, tag string) {
 	d.SetButtons([]fyne.CanvasObject{cancel, apply})
 	d.Resize(fyne.NewSize(600, 540))
 	d.Show()
-	f.focusFirstEmpty()
+	// After the event that opened the dialog: a pop-up menu closing hands
+	// the focus back to where it was.
+	ws.s.do(f.focusFirstEmpty)
 }
 
 // focusFirstEmpty puts the cursor in the first field still to fill, so a
@@ -170,7 +180,7 @@ func (ws *workspace) newBulkForm() *bulkForm {
 	f.keep.SetText("1")
 	f.text = widget.NewEntry()
 	f.text.SetPlaceHolder("tags, comma-separated")
-	for _, e := range []*widget.Entry{f.find, f.replace, f.keep, f.text, &f.tag.Entry, &f.with.Entry} {
+	for _, e := range f.entries() {
 		prev := e.OnChanged
 		e.OnChanged = func(s string) {
 			if prev != nil {
@@ -197,6 +207,11 @@ func (ws *workspace) newBulkForm() *bulkForm {
 	f.op = widget.NewSelect(bulkOps, func(string) { f.showFields() })
 	f.op.SetSelected(bulkAdd)
 	return f
+}
+
+// entries are the form's text fields.
+func (f *bulkForm) entries() []*widget.Entry {
+	return []*widget.Entry{f.find, f.replace, f.keep, f.text, &f.tag.Entry, &f.with.Entry}
 }
 
 func (f *bulkForm) setScope(scope string) {
