@@ -218,6 +218,9 @@ func newStyledPlot(pal chartPalette) *plot.Plot {
 	return p
 }
 
+// lossGlyph is the radius of a step's loss dot.
+const lossGlyph = vg.Length(1.6)
+
 // thin keeps at most n points, evenly spaced, always with the last.
 func thin(points []chartPoint, n int) []chartPoint {
 	if len(points) <= n {
@@ -265,7 +268,7 @@ func addLossSeries(p *plot.Plot, points []chartPoint, logScale bool, pal chartPa
 	sc, err := plotter.NewScatter(raw)
 	if err == nil {
 		sc.GlyphStyle.Color = pal.loss
-		sc.GlyphStyle.Radius = vg.Points(1.6)
+		sc.GlyphStyle.Radius = lossGlyph
 		sc.GlyphStyle.Shape = draw.CircleGlyph{}
 		p.Add(sc)
 	}
@@ -293,6 +296,13 @@ func addLRSeries(p *plot.Plot, points []chartPoint, pal chartPalette) {
 	line.Color = pal.lr
 	line.Width = vg.Points(1.8)
 	p.Add(line)
+	// Invisible glyphs as large as the loss plot's, so both plots get the
+	// same padding and their step axes line up.
+	if sc, err := plotter.NewScatter(xy); err == nil {
+		sc.GlyphStyle.Color = color.Transparent
+		sc.GlyphStyle.Radius = lossGlyph
+		p.Add(sc)
+	}
 }
 
 // niceTicks puts about n labelled ticks at round values (1, 2 or 5 times
