@@ -159,7 +159,9 @@ func newGeneratePanel(s *Studio) *generatePanel {
 	)
 	left := container.NewBorder(form, nil, nil, nil, p.loraList)
 	controls := container.NewVBox(container.NewHBox(p.run, p.cancel, p.save), p.bar, p.barText, p.status)
-	right := container.NewBorder(controls, container.NewVScroll(p.params), nil, nil, p.result)
+	params := container.NewVScroll(p.params)
+	params.SetMinSize(fyne.NewSize(0, 110))
+	right := container.NewBorder(controls, params, nil, nil, p.result)
 	split := container.NewHSplit(container.NewVScroll(left), right)
 	split.SetOffset(0.4)
 	p.root = split
@@ -356,7 +358,11 @@ func (p *generatePanel) finish(g *trainer.Generated, err error) {
 	default:
 		p.last = g
 		p.status.Importance = widget.SuccessImportance
-		p.status.SetText("✓ Done. Save the PNG to keep it with its parameters.")
+		done := "✓ Done. Save the PNG to keep it with its parameters."
+		if p.loadedKey == trainer.DemoModel {
+			done += " The demo model is untrained: its images are noise."
+		}
+		p.status.SetText(done)
 		p.result.Image = g.Image
 		p.result.Refresh()
 		p.params.SetText(g.Parameters)
