@@ -153,16 +153,21 @@ func newGeneratePanel(s *Studio) *generatePanel {
 		p.model, container.NewHBox(file, demo, fromTrain),
 		widget.NewLabelWithStyle("Prompt", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		p.prompt, p.negative, settings,
+	)
+	// The LoRA list has its own pane, so it stays visible however tall
+	// the form is.
+	loraHead := container.NewVBox(
 		widget.NewLabelWithStyle("LoRA folder (click a LoRA to add it to the prompt)", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		container.NewBorder(nil, nil, nil, container.NewHBox(browse, rescan), p.loraDir),
 		p.loraNote,
 	)
-	left := container.NewBorder(form, nil, nil, nil, p.loraList)
+	left := container.NewVSplit(container.NewVScroll(form), container.NewBorder(loraHead, nil, nil, nil, p.loraList))
+	left.SetOffset(0.62)
 	controls := container.NewVBox(container.NewHBox(p.run, p.cancel, p.save), p.bar, p.barText, p.status)
 	params := container.NewVScroll(p.params)
 	params.SetMinSize(fyne.NewSize(0, 110))
 	right := container.NewBorder(controls, params, nil, nil, p.result)
-	split := container.NewHSplit(container.NewVScroll(left), right)
+	split := container.NewHSplit(left, right)
 	split.SetOffset(0.4)
 	p.root = split
 	return p
