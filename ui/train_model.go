@@ -30,11 +30,13 @@ type modelPicker struct {
 	file    *widget.Button
 	folder  *widget.Button
 	demo    *widget.Button
-	// seq numbers the inspections, so a slow one that finishes after the
-	// user picked another model is dropped.
-	seq   int
+	// shown is the model described now; a slow inspection of another
+	// one only fills the cache.
 	shown string
-	box   *fyne.Container
+	// described keeps what was found in each file (by path, size and
+	// time), so going back to a model does not read 2 GB again.
+	described map[string]describedModel
+	box       *fyne.Container
 }
 
 // demoModelText labels the demo model wherever it is chosen.
@@ -43,7 +45,7 @@ const demoModelText = "Demo model (untrained, for trying the workflow): a tiny S
 
 func newModelPicker(p *trainPanel) *modelPicker {
 	// shown starts as no path at all, so the first show describes "".
-	m := &modelPicker{p: p, shown: "\x00"}
+	m := &modelPicker{p: p, shown: "\x00", described: map[string]describedModel{}}
 	m.path = widget.NewEntry()
 	m.path.SetPlaceHolder("model.safetensors, a diffusers folder, or demo")
 	m.path.OnChanged = func(string) {
@@ -108,7 +110,6 @@ func (m *modelPicker) show(path string) {
 		return
 	}
 	m.shown = path
-	m.seq++
 	m.demo.Importance = widget.MediumImportance
 	switch {
 	case path == trainer.DemoModel:
@@ -124,16 +125,23 @@ func (m *modelPicker) show(path string) {
 		return
 	}
 	m.demo.Refresh()
-	if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
 		m.info.SetText("")
+		return
+	}
+	key := fmt.Sprintf("%s|%d|%d", path, st.Size(), st.ModTime().UnixNano())
+	if d, ok := m.described[key]; ok {
+		m.info.Importance = d.importance
+		m.info.SetText(d.text)
 		return
 	}
 	m.info.Importance = widget.LowImportance
 	m.info.SetText("Reading " + filepath.Base(path) + "…")
-	seq := m.seq
 	deliver := func(text string, imp widget.Importance) {
 		m.p.s.do(func() {
-			if seq != m.seq {
+			m.described[key] = describedModel{text, imp}
+			if m.shown != path {
 				return
 			}
 			m.info.Importance = imp
@@ -159,6 +167,12 @@ func (m *modelPicker) show(path string) {
 			deliver(desc+" · hash "+h.Short(), widget.SuccessImportance)
 		}
 	}()
+}
+
+// describedModel is what the picker shows for a model file.
+type describedModel struct {
+	text       string
+	importance widget.Importance
 }
 
 // describeCheckpoint is the one line the form shows for a model:
