@@ -239,6 +239,9 @@ func TestTrainDemoRun(t *testing.T) {
 		t.Errorf("no final LoRA: %v", err)
 	}
 	h.pump("no unfinished run", func() bool { return len(p.st.unfinished) == 0 && !p.monitor.resume.Visible() })
+	if got := p.monitor.plan.eta.value.Text; got == "after step 1" || got == "–" {
+		t.Errorf("after a run the plan has no time estimate: %q", got)
+	}
 }
 
 // TestTrainCloseAsks closes the window during a run: the studio asks,
