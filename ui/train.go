@@ -58,6 +58,8 @@ type trainState struct {
 	// dataDir is the open dataset's folder.
 	dataDir string
 	run     *activeRun
+	// preparing is set while Start checks the job before the run exists.
+	preparing bool
 }
 
 // trainTab returns the Train screen for ws, making the panel the first

@@ -162,7 +162,7 @@ func (m *runMonitor) setButtons() {
 	}
 }
 
-func (m *runMonitor) preparingNow() bool { return m.title.Text == "Preparing…" }
+func (m *runMonitor) preparingNow() bool { return m.p.st.preparing }
 
 // refreshReady shows whether Start can be pressed, and why not.
 func (m *runMonitor) refreshReady() {

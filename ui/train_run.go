@@ -146,7 +146,7 @@ func timingKey(c trainer.Config) string {
 // unfinished run resume when it is not nil. Preparing (opening the
 // dataset, checking the model) runs off the UI goroutine.
 func (p *trainPanel) start(resume *trainer.Unfinished) {
-	if p.st.run != nil && !p.st.run.ended {
+	if p.st.preparing || (p.st.run != nil && !p.st.run.ended) {
 		return
 	}
 	cfg := p.st.cfg
@@ -156,6 +156,7 @@ func (p *trainPanel) start(resume *trainer.Unfinished) {
 		return
 	}
 	p.saveSettings()
+	p.st.preparing = true
 	p.monitor.preparing()
 	go func() {
 		var r *trainer.Run
@@ -166,6 +167,7 @@ func (p *trainPanel) start(resume *trainer.Unfinished) {
 			r, err = trainer.Start(context.Background(), cfg)
 		}
 		p.s.do(func() {
+			p.st.preparing = false
 			if err != nil {
 				p.monitor.notStarted(err)
 				var v trainer.ValidationErrors
