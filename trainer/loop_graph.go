@@ -20,8 +20,9 @@ import (
 // shape then writes its inputs into the input nodes' buffers and runs the
 // tape.
 type stepGraph struct {
-	g  *gorgonia.ExprGraph
-	vm gorgonia.VM
+	key [3]int // batch, latent height, latent width
+	g   *gorgonia.ExprGraph
+	vm  gorgonia.VM
 	// The input nodes' values share these buffers. With a trained text
 	// encoder the captions come in as ids (token ids as float32 [B, 77]),
 	// otherwise as their encoding in context [B, 77, D].

@@ -49,7 +49,7 @@ type job struct {
 	rng     *rand.Rand
 	latents []*nn.Tensor // per image, [4, h/8, w/8]
 	texts   *textCache
-	graphs  map[[3]int]*stepGraph
+	graphs  []*stepGraph // most recently used first
 
 	step      int // optimizer steps taken
 	losses    lossWindow
