@@ -34,7 +34,7 @@ func newLogPane(win fyne.Window) *logPane {
 		},
 		func(id widget.ListItemID, o fyne.CanvasObject) { o.(*widget.Label).SetText(l.lines[id]) })
 	copyAll := widget.NewButtonWithIcon("Copy log", theme.ContentCopyIcon(), func() {
-		win.Clipboard().SetContent(strings.Join(l.lines, "\n"))
+		fyne.CurrentApp().Clipboard().SetContent(strings.Join(l.lines, "\n"))
 	})
 	copyAll.Importance = widget.LowImportance
 	l.box = container.NewBorder(nil, container.NewHBox(copyAll), nil, nil, l.list)
@@ -62,7 +62,7 @@ func showErrorText(win fyne.Window, title, text string) {
 	body.Wrapping = fyne.TextWrapWord
 	body.SetMinRowsVisible(6)
 	icon := widget.NewIcon(theme.ErrorIcon())
-	copyBtn := widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() { win.Clipboard().SetContent(text) })
+	copyBtn := widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() { fyne.CurrentApp().Clipboard().SetContent(text) })
 	content := container.NewBorder(container.NewHBox(icon, widget.NewLabelWithStyle(title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
 		container.NewHBox(copyBtn), nil, nil, body)
 	d := dialog.NewCustom("Error", "Close", content, win)

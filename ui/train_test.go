@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
@@ -270,5 +271,42 @@ func TestTrainCloseAsks(t *testing.T) {
 	}
 	if h.s.trainBlocksClose(func() {}) {
 		t.Error("the close is still held after the run ended")
+	}
+}
+
+// TestTrainStartErrorDialog starts a job whose dataset vanished after
+// the form checked it: the error comes up in a dialog with its text to
+// copy, and the screen is ready again.
+func TestTrainStartErrorDialog(t *testing.T) {
+	h, p := openTrain(t, 2)
+	p.model.path.SetText(trainer.DemoModel)
+	h.pump("the plan", func() bool { return p.st.plan != nil && !p.monitor.start.Disabled() })
+	if err := os.RemoveAll(p.st.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	test.Tap(p.monitor.start)
+	h.pump("the start to fail", func() bool { return !p.st.preparing })
+	if p.st.run != nil {
+		t.Fatal("a run started without its dataset")
+	}
+	top := h.win.Canvas().Overlays().Top()
+	if top == nil {
+		t.Fatal("no error dialog")
+	}
+	var text string
+	for _, o := range test.LaidOutObjects(top) {
+		if e, ok := o.(*widget.Entry); ok {
+			text = e.Text
+		}
+	}
+	if !strings.Contains(text, "train_data_dir") {
+		t.Errorf("the dialog's text %q does not name the dataset", text)
+	}
+	h.tapDialogButton("Copy")
+	if got := fyne.CurrentApp().Clipboard().Content(); got != text {
+		t.Errorf("clipboard %q, want the error text", got)
+	}
+	if p.monitor.title.Text != "Ready to train" {
+		t.Errorf("title %q", p.monitor.title.Text)
 	}
 }
