@@ -6,7 +6,7 @@ BIN := build/lorastudio
 GO ?= go
 
 BUILD_PKGS := gcc pkg-config libopenblas-dev libgl1-mesa-dev xorg-dev
-TEST_PKGS := $(BUILD_PKGS) xvfb imagemagick
+TEST_PKGS := $(BUILD_PKGS) xvfb imagemagick x11-utils
 # Packages whose code runs goroutines; they also run under the race detector.
 RACE_PKGS := ./dataset/... ./tagger/... ./trainer/... ./ui/...
 
