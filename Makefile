@@ -38,6 +38,7 @@ race:
 
 smoke: build
 	scripts/gui-smoke.sh $(BIN)
+	scripts/gui-train-smoke.sh $(BIN)
 
 bench: build
 	./$(BIN) bench
