@@ -51,25 +51,15 @@ func (m *CLIPTextModel) Graph(ids *gorgonia.Node, clipSkip int) (*CLIPGraph, err
 	for i, layer := range m.Layers[:c.Layers-clipSkip+1] {
 		n := &clipLayerNode{m: m, layer: layer, name: fmt.Sprintf("text_model.encoder.layers.%d", i)}
 		inputs := []*gorgonia.Node{x}
-		if err := Walk(n.name+".", layer, func(name string, mod any) error {
-			l, ok := mod.(*Linear)
-			if !ok {
-				return nil
-			}
-			for _, a := range l.Adapters {
-				if a.Trainable {
-					down, up := paramNode(g, name+".lora_down", a.Down), paramNode(g, name+".lora_up", a.Up)
-					n.adapters = append(n.adapters, a)
-					inputs = append(inputs, down, up)
-					out.Params = append(out.Params, down, up)
-					out.Adapters = append(out.Adapters, a)
-					out.Names = append(out.Names, name)
-				}
-			}
-			return nil
-		}); err != nil {
+		adapters, params, names, err := trainableParams(g, n.name+".", layer)
+		if err != nil {
 			return nil, err
 		}
+		n.adapters = adapters
+		inputs = append(inputs, params...)
+		out.Params = append(out.Params, params...)
+		out.Adapters = append(out.Adapters, adapters...)
+		out.Names = append(out.Names, names...)
 		if x, err = nn.Apply(n, inputs...); err != nil {
 			return nil, fmt.Errorf("text encoder graph: %w", err)
 		}

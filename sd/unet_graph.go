@@ -64,31 +64,43 @@ func (u *UNet) Graph(latents, timesteps, ctx *gorgonia.Node) (*UNetGraph, error)
 			inputs = append(inputs, ctx)
 		}
 		n.adaptersAt = len(inputs)
-		if err := Walk(st.name+".", st.blk.module(), func(name string, m any) error {
-			l, ok := m.(*Linear)
-			if !ok {
-				return nil
-			}
-			for _, a := range l.Adapters {
-				if a.Trainable {
-					down, up := paramNode(g, name+".lora_down", a.Down), paramNode(g, name+".lora_up", a.Up)
-					n.adapters = append(n.adapters, a)
-					inputs = append(inputs, down, up)
-					out.Params = append(out.Params, down, up)
-					out.Adapters = append(out.Adapters, a)
-					out.Names = append(out.Names, name)
-				}
-			}
-			return nil
-		}); err != nil {
+		adapters, params, names, err := trainableParams(g, st.name+".", st.blk.module())
+		if err != nil {
 			return nil, err
 		}
+		n.adapters = adapters
+		inputs = append(inputs, params...)
+		out.Params = append(out.Params, params...)
+		out.Adapters = append(out.Adapters, adapters...)
+		out.Names = append(out.Names, names...)
 		if outs[i], err = nn.Apply(n, inputs...); err != nil {
 			return nil, err
 		}
 	}
 	out.Output = outs[len(outs)-1]
 	return out, nil
+}
+
+// trainableParams makes the lora_down and lora_up graph inputs of every
+// trainable adapter attached to a Linear under mod, whose names start with
+// prefix. It returns the adapters, their inputs in pairs (down, up) and the
+// name of the Linear each adapter belongs to, all in Walk order.
+func trainableParams(g *gorgonia.ExprGraph, prefix string, mod any) (adapters []*Adapter, params []*gorgonia.Node, names []string, err error) {
+	err = Walk(prefix, mod, func(name string, m any) error {
+		l, ok := m.(*Linear)
+		if !ok {
+			return nil
+		}
+		for _, a := range l.Adapters {
+			if a.Trainable {
+				adapters = append(adapters, a)
+				params = append(params, paramNode(g, name+".lora_down", a.Down), paramNode(g, name+".lora_up", a.Up))
+				names = append(names, name)
+			}
+		}
+		return nil
+	})
+	return adapters, params, names, err
 }
 
 // paramNode is a graph input whose value shares t's memory.
