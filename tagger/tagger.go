@@ -83,12 +83,23 @@ func (e *Editor) Apply(label string, sel []*dataset.Image, op TagOp) int {
 			continue
 		}
 		seen[im] = true
-		after := op(im.Tags)
-		if sameTags(after, im.Tags) {
-			continue
-		}
-		changes = append(changes, change{im: im, before: im.Tags, after: slices.Clip(after)})
+		changes = appendChange(changes, im, op(im.Tags))
 	}
+	return e.record(label, changes)
+}
+
+// appendChange adds the change of im's tags to after, unless they stay
+// the same.
+func appendChange(changes []change, im *dataset.Image, after []string) []change {
+	if sameTags(after, im.Tags) {
+		return changes
+	}
+	return append(changes, change{im: im, before: im.Tags, after: slices.Clip(after)})
+}
+
+// record applies changes as one undoable step named label and returns how
+// many images changed. Nothing is recorded when none did.
+func (e *Editor) record(label string, changes []change) int {
 	if len(changes) == 0 {
 		return 0
 	}

@@ -1,10 +1,6 @@
 package tagger
 
-import (
-	"slices"
-
-	"lorastudio/dataset"
-)
+import "lorastudio/dataset"
 
 // ApplyAutoTags gives each image in predicted its auto-tags as one
 // undoable step named label: the predicted tags replace the caption, or
@@ -17,18 +13,7 @@ func (e *Editor) ApplyAutoTags(label string, predicted map[*dataset.Image][]stri
 		if !ok {
 			continue
 		}
-		after := MergeTags(im.Tags, tags, appendTags)
-		if sameTags(after, im.Tags) {
-			continue
-		}
-		changes = append(changes, change{im: im, before: im.Tags, after: slices.Clip(after)})
+		changes = appendChange(changes, im, MergeTags(im.Tags, tags, appendTags))
 	}
-	if len(changes) == 0 {
-		return 0
-	}
-	e.undo = append(e.undo, step{label: label, changes: changes})
-	e.redo = nil
-	e.trim()
-	e.apply(changes, false)
-	return len(changes)
+	return e.record(label, changes)
 }
