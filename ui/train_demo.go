@@ -1,12 +1,8 @@
 package ui
 
 import (
-	"fmt"
 	"time"
 
-	"fyne.io/fyne/v2/dialog"
-
-	"lorastudio/dataset"
 	"lorastudio/trainer"
 )
 
@@ -17,19 +13,7 @@ import (
 // training run.
 func (s *Studio) DemoTrain(steps int) {
 	if s.ws == nil && s.cancelOpen == nil {
-		go func() {
-			dir, err := demoDir()
-			if err == nil {
-				dir, err = dataset.ExtractDemo(dir)
-			}
-			s.do(func() {
-				if err != nil {
-					dialog.ShowError(fmt.Errorf("demo dataset: %w", err), s.win)
-					return
-				}
-				s.Open(dir)
-			})
-		}()
+		s.OpenDemo()
 	}
 	// The dataset opens in the background: wait for its workspace.
 	// started is only touched on the UI goroutine.
