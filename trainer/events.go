@@ -31,9 +31,10 @@ type BucketUse struct {
 	Count         int
 }
 
-// Caching reports the progress of latent or text-embedding caching.
+// Caching reports the progress of the work before the first step: loading
+// the base model, then latent and text-embedding caching.
 type Caching struct {
-	What        string // "latents" or "text"
+	What        string // "model", "latents" or "text"
 	Done, Total int
 	Reused      int // entries found in the on-disk cache
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
 	"lorastudio/sd"
@@ -69,8 +70,24 @@ func (j *job) work(ctx context.Context) (stopped bool, err error) {
 	if err := j.cacheTexts(ctx); err != nil {
 		return false, err
 	}
+	j.dropUnused()
 	j.startMetadata()
 	return j.loop(ctx)
+}
+
+// dropUnused frees the parts of the model training no longer needs (half
+// a gigabyte for SD 1.5): the VAE once the latents are cached, unless
+// previews decode with it, and the frozen text encoder once every caption
+// is cached, unless previews encode prompts with it.
+func (j *job) dropUnused() {
+	if len(j.prompts) > 0 {
+		return
+	}
+	j.model.VAE = nil
+	if j.texts.cached != nil {
+		j.model.Text = nil
+	}
+	debug.FreeOSMemory()
 }
 
 // startMetadata fills the run's identity and the ss_* metadata every save

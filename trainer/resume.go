@@ -213,24 +213,28 @@ type Unfinished struct {
 }
 
 // FindUnfinished lists the unfinished runs whose resume states are in dir,
-// newest first. A folder without any gives an empty list.
+// newest first. A folder without any gives an empty list. States that
+// cannot be read are left out of the list and named in the error.
 func FindUnfinished(dir string) ([]Unfinished, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*"+stateExt))
 	if err != nil {
 		return nil, err
 	}
 	var out []Unfinished
+	var bad []error
 	for _, p := range paths {
 		st, err := readState(p)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
+			continue
 		}
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
+			continue
 		}
 		out = append(out, Unfinished{StatePath: p, OutputName: st.Config.OutputName, Step: st.Step, TotalSteps: st.TotalSteps, Saved: info.ModTime(), Config: st.Config})
 	}
 	slices.SortFunc(out, func(a, b Unfinished) int { return b.Saved.Compare(a.Saved) })
-	return out, nil
+	return out, errors.Join(bad...)
 }

@@ -160,9 +160,19 @@ func TestResumeAfterStop(t *testing.T) {
 	if saved.StatePath == "" || saved.Step != fin.Step || fin.Path != saved.Path {
 		t.Fatalf("stop saved %+v, finished %+v", saved, fin)
 	}
+	broken := filepath.Join(cfg.OutputDir, "broken"+stateExt)
+	if err := os.WriteFile(broken, []byte("not a state"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	list, err := FindUnfinished(cfg.OutputDir)
-	if err != nil || len(list) != 1 || list[0].Step != fin.Step || list[0].TotalSteps != total || list[0].OutputName != cfg.OutputName {
-		t.Fatalf("FindUnfinished: %+v, %v", list, err)
+	if err == nil || !strings.Contains(err.Error(), broken) {
+		t.Errorf("FindUnfinished error %v, want one naming %s", err, broken)
+	}
+	if len(list) != 1 || list[0].Step != fin.Step || list[0].TotalSteps != total || list[0].OutputName != cfg.OutputName {
+		t.Fatalf("FindUnfinished: %+v", list)
+	}
+	if _, err := Continue(context.Background(), broken); err == nil || !strings.Contains(err.Error(), broken) {
+		t.Errorf("Continue from a broken state: %v", err)
 	}
 
 	r2, err := Continue(context.Background(), saved.StatePath)
