@@ -40,9 +40,12 @@ smoke: build
 	scripts/gui-smoke.sh $(BIN)
 	scripts/gui-train-smoke.sh $(BIN)
 
+# The studio picks OpenBLAS's core itself (nn.EnsureBLAS); test binaries do not, so
+# bench gives them the core the studio reports choosing.
 bench: build
 	./$(BIN) bench
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+	OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-$$(./$(BIN) bench --core 2>/dev/null)} \
+		$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 clean:
 	rm -rf build artifacts

@@ -17,8 +17,13 @@ func runBench(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	size := fs.Int("n", 1024, "sgemm matrix size (n x n times n x n)")
 	dur := fs.Duration("time", 2*time.Second, "how long to measure each kernel")
+	coreOnly := fs.Bool("core", false, "print only the OpenBLAS core in use (for scripts)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *coreOnly {
+		fmt.Println(nn.BLASInfo().CoreName)
+		return 0
 	}
 	if *size < 1 || *size > 16384 {
 		fmt.Fprintf(os.Stderr, "lorastudio bench: -n %d out of range 1..16384\n", *size)
