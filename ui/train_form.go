@@ -51,9 +51,14 @@ func newTrainForm(p *trainPanel) *trainForm {
 
 	targets := func(c *trainer.Config) *string { s := (*string)(&c.Targets); return s }
 	teLR := optionalRateField("text_encoder_lr", "Text encoder LR",
-		"Rate for text-encoder adapters; LoRA Studio trains UNet adapters only, so it is kept for kohya files.", ch,
+		"Rate for text-encoder adapters when they train; empty uses the learning rate (kohya_ss often uses half).", ch,
 		func(c *trainer.Config) **float64 { return &c.TextEncoderLR })
-	teLR.input.(*widget.Entry).Disable()
+	trainTE := widget.NewCheck("Train text-encoder adapters too", func(bool) { ch() })
+	teOn := newField("network_train_unet_only", "Text encoder",
+		"Also adapts CLIP's attention and MLP layers; learns prompts better, but each step costs more and text embeddings are no longer cached.",
+		trainTE,
+		func(c *trainer.Config) error { c.NetworkTrainUNetOnly = !trainTE.Checked; return nil },
+		func(c trainer.Config) { trainTE.SetChecked(!c.NetworkTrainUNetOnly) })
 
 	f.prompts = widget.NewMultiLineEntry()
 	f.prompts.SetPlaceHolder("a photo of sks dog --w 512 --h 512 --s 20 --l 7 --d 1")
@@ -89,7 +94,7 @@ func newTrainForm(p *trainPanel) *trainForm {
 				func(c *trainer.Config) *float64 { return &c.LearningRate }),
 			optionalRateField("unet_lr", "UNet LR", "Rate for the UNet adapters; empty uses the learning rate.", ch,
 				func(c *trainer.Config) **float64 { return &c.UNetLR }),
-			teLR,
+			teOn, teLR,
 			selectField("lr_scheduler", "Scheduler", "How the learning rate changes over the run.", trainer.Schedulers, schedulerLabels(), ch,
 				func(c *trainer.Config) *string { return &c.LRScheduler }),
 			warmupField(ch),
@@ -221,9 +226,6 @@ func (f *trainForm) showProblems(problems trainer.ValidationErrors) {
 // setEnabled locks the form while a run uses its settings.
 func (f *trainForm) setEnabled(on bool) {
 	for _, fl := range f.fields {
-		if fl.key == "text_encoder_lr" {
-			continue
-		}
 		setDisabled(fl.input, !on)
 	}
 	f.p.model.setEnabled(on)
