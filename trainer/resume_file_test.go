@@ -105,3 +105,43 @@ func TestSavedLoRAFile(t *testing.T) {
 		})
 	}
 }
+
+// TestContinueFromNetworkWeights starts a run from an existing LoRA file
+// (network_weights): the adapters start as the file's, and a file of
+// another rank is refused with both ranks named.
+func TestContinueFromNetworkWeights(t *testing.T) {
+	data := demoImages(t, 1, 1, "cat")
+	cfg := demoJob(t, data, 2)
+	first := lastSaved(drain(t, startRun(t, cfg))).Path
+	want := finalWeights(t, first)
+
+	cfg.NetworkWeights = first
+	cfg.OutputDir = t.TempDir()
+	j, err := prepare(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.loadModel(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.setupNetwork(); err != nil {
+		t.Fatal(err)
+	}
+	for name, tensor := range j.net.Tensors() {
+		if !slices.Equal(tensor.Data, want[name]) {
+			t.Fatalf("%s does not start as the file's", name)
+		}
+	}
+
+	cfg.NetworkDim = 4
+	j, err = prepare(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.loadModel(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.setupNetwork(); err == nil || !strings.Contains(err.Error(), "rank 8") || !strings.Contains(err.Error(), "network_dim 4") {
+		t.Errorf("rank mismatch: %v", err)
+	}
+}
