@@ -12,7 +12,7 @@ import (
 // injected (adapters) and once merged into the weights after a save and a
 // reload, and compares both with diffusers' output.
 func TestLoRAOnTinyUNet(t *testing.T) {
-	g := openTestFile(t, "golden_lora.safetensors")
+	g := fixture(t, "golden_lora.safetensors")
 	in := goldenInputs(t, g)
 	want := golden(t, g, "out_with_lora")
 	all, _ := tinyLoRALayout().AllLayers()

@@ -19,7 +19,7 @@ func constNode(g *gorgonia.ExprGraph, name string, t *nn.Tensor) *gorgonia.Node 
 // and Grad are gorgonia's, the nodes are the UNet's.
 func TestUNetGraphLoRAGradients(t *testing.T) {
 	u := tinyUNet(t)
-	g := openTestFile(t, "golden_lora.safetensors")
+	g := fixture(t, "golden_lora.safetensors")
 	adapters := attachTestLoRA(t, u, "lora_tiny_kohya.safetensors")
 	in := goldenInputs(t, g)
 	target := golden(t, g, "target")

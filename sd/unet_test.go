@@ -11,16 +11,6 @@ import (
 	"lorastudio/nn"
 )
 
-func openTestFile(t testing.TB, name string) *nn.File {
-	t.Helper()
-	f, err := nn.OpenSafetensors(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
 // loadTestUNet loads the UNet of a checkpoint in testdata through the
 // checkpoint loader.
 func loadTestUNet(t testing.TB, name string) *UNet {
@@ -115,7 +105,7 @@ func TestUNetConfigFromShapes(t *testing.T) {
 }
 
 func TestUNetMatchesDiffusers(t *testing.T) {
-	g := openTestFile(t, "golden_unet.safetensors")
+	g := fixture(t, "golden_unet.safetensors")
 	in := goldenInputs(t, g)
 	for _, tc := range []struct {
 		name string
@@ -245,7 +235,7 @@ func attachTestLoRA(t testing.TB, u *UNet, name string) map[string]*Adapter {
 
 func TestUNetLoRAGradients(t *testing.T) {
 	u := tinyUNet(t)
-	g := openTestFile(t, "golden_lora.safetensors")
+	g := fixture(t, "golden_lora.safetensors")
 	adapters := attachTestLoRA(t, u, "lora_tiny_kohya.safetensors")
 	if len(adapters) != 24 {
 		t.Fatalf("%d adapters attached, want 24", len(adapters))
@@ -313,7 +303,7 @@ func maxAbs(x []float32) float64 {
 // and must not change the result.
 func TestUNetInterleavedSizes(t *testing.T) {
 	u := tinyUNet(t)
-	g := openTestFile(t, "golden_unet.safetensors")
+	g := fixture(t, "golden_unet.safetensors")
 	in := goldenInputs(t, g)
 	want := golden(t, g, "out_tiny")
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -333,7 +323,7 @@ func TestUNetInterleavedSizes(t *testing.T) {
 
 func TestUNetReleaseMemory(t *testing.T) {
 	u := tinyUNet(t)
-	g := openTestFile(t, "golden_unet.safetensors")
+	g := fixture(t, "golden_unet.safetensors")
 	in := goldenInputs(t, g)
 	if _, err := u.ForwardTrain(in.latents, in.timesteps, in.ctx); err != nil {
 		t.Fatal(err)
