@@ -17,26 +17,55 @@ import (
 // sorted and the header starts with `{"` (AUTOMATIC1111 checks both bytes).
 // The write is atomic: readers see the old file or the complete new one.
 func WriteSafetensors(path string, tensors map[string]*Tensor, dtype string, metadata map[string]string) error {
-	dtypes := make(map[string]string, len(tensors))
-	for name := range tensors {
-		dtypes[name] = dtype
-	}
-	return WriteSafetensorsDTypes(path, tensors, dtypes, metadata)
+	return WriteSafetensorsDTypes(path, tensors, sameDType(tensors, dtype), metadata)
 }
 
 // WriteSafetensorsDTypes is WriteSafetensors with a dtype per tensor, for
 // files that mix precisions (a LoRA's fp16 matrices next to fp32 alphas).
 func WriteSafetensorsDTypes(path string, tensors map[string]*Tensor, dtypes map[string]string, metadata map[string]string) error {
+	views, err := safetensorsViews(tensors, dtypes)
+	if err == nil {
+		err = writeFileAtomic(path, func(w io.Writer) error {
+			return safetensors.SerializeToWriter(views, metadata, w)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("write safetensors %s: %w", path, err)
+	}
+	return nil
+}
+
+// EncodeSafetensors writes the bytes WriteSafetensors would put in a file to
+// w, for callers that need them without a file (hashes over the tensor data).
+func EncodeSafetensors(w io.Writer, tensors map[string]*Tensor, dtype string, metadata map[string]string) error {
+	views, err := safetensorsViews(tensors, sameDType(tensors, dtype))
+	if err != nil {
+		return fmt.Errorf("encode safetensors: %w", err)
+	}
+	return safetensors.SerializeToWriter(views, metadata, w)
+}
+
+func sameDType(tensors map[string]*Tensor, dtype string) map[string]string {
+	dtypes := make(map[string]string, len(tensors))
+	for name := range tensors {
+		dtypes[name] = dtype
+	}
+	return dtypes
+}
+
+// safetensorsViews checks the tensors and wraps each in a view that converts
+// to its dtype when serialised.
+func safetensorsViews(tensors map[string]*Tensor, dtypes map[string]string) (map[string]tensorView, error) {
 	views := make(map[string]tensorView, len(tensors))
 	for name, t := range tensors {
 		if name == "" || name == "__metadata__" {
-			return fmt.Errorf("write safetensors %s: invalid tensor name %q", path, name)
+			return nil, fmt.Errorf("invalid tensor name %q", name)
 		}
 		if t == nil {
-			return fmt.Errorf("write safetensors %s: tensor %q is nil", path, name)
+			return nil, fmt.Errorf("tensor %q is nil", name)
 		}
 		if Numel(t.Shape) != len(t.Data) {
-			return fmt.Errorf("write safetensors %s: tensor %q has %d values for shape %v", path, name, len(t.Data), t.Shape)
+			return nil, fmt.Errorf("tensor %q has %d values for shape %v", name, len(t.Data), t.Shape)
 		}
 		var dt safetensors.DType
 		switch dtypes[name] {
@@ -47,17 +76,11 @@ func WriteSafetensorsDTypes(path string, tensors map[string]*Tensor, dtypes map[
 		case "BF16":
 			dt = safetensors.BF16
 		default:
-			return fmt.Errorf("write safetensors %s: tensor %q: dtype %q, want F32, F16 or BF16", path, name, dtypes[name])
+			return nil, fmt.Errorf("tensor %q: dtype %q, want F32, F16 or BF16", name, dtypes[name])
 		}
 		views[name] = tensorView{t: t, dtype: dt}
 	}
-	err := writeFileAtomic(path, func(w io.Writer) error {
-		return safetensors.SerializeToWriter(views, metadata, w)
-	})
-	if err != nil {
-		return fmt.Errorf("write safetensors %s: %w", path, err)
-	}
-	return nil
+	return views, nil
 }
 
 // tensorView adapts a Tensor to safetensors.View. Data converts lazily, so a

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,7 +178,7 @@ func (n *LoRANetwork) Save(path, dtype string, metadata map[string]string) error
 		return fmt.Errorf("save lora %s: empty network", path)
 	}
 	tensors := n.Tensors()
-	modelHash, legacyHash, err := precalculateHashes(path, tensors, dtype, metadata)
+	modelHash, legacyHash, err := precalculateHashes(tensors, dtype, metadata)
 	if err != nil {
 		return fmt.Errorf("save lora %s: %w", path, err)
 	}
@@ -200,26 +198,17 @@ func (n *LoRANetwork) Save(path, dtype string, metadata map[string]string) error
 // does: it serialises the tensors with only the "ss_*" metadata and hashes
 // that byte string, the model hash over the tensor data after the header and
 // the legacy hash over 64 KiB at offset 1 MiB. The tensor bytes come from
-// writing them once to a scratch file beside path, so they are exactly the
-// bytes of the saved file; the header is rebuilt the way the Rust
-// safetensors library that sd-scripts calls formats it.
-func precalculateHashes(path string, tensors map[string]*nn.Tensor, dtype string, metadata map[string]string) (model, legacy string, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".hash*")
-	if err != nil {
+// the same encoder that writes the file, so they are exactly the bytes of the
+// saved file; the header is rebuilt the way the Rust safetensors library that
+// sd-scripts calls formats it.
+func precalculateHashes(tensors map[string]*nn.Tensor, dtype string, metadata map[string]string) (model, legacy string, err error) {
+	var buf bytes.Buffer
+	if err := nn.EncodeSafetensors(&buf, tensors, dtype, nil); err != nil {
 		return "", "", err
 	}
-	tmpName := tmp.Name()
-	tmp.Close()
-	defer os.Remove(tmpName)
-	if err := nn.WriteSafetensors(tmpName, tensors, dtype, nil); err != nil {
-		return "", "", err
-	}
-	raw, err := os.ReadFile(tmpName)
-	if err != nil {
-		return "", "", err
-	}
+	raw := buf.Bytes()
 	if len(raw) < 8 || binary.LittleEndian.Uint64(raw) > uint64(len(raw)-8) {
-		return "", "", fmt.Errorf("scratch file %s is malformed", tmpName)
+		return "", "", fmt.Errorf("encoded tensors are malformed")
 	}
 	data := raw[8+binary.LittleEndian.Uint64(raw):]
 	ss := map[string]string{}
