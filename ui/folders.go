@@ -137,7 +137,6 @@ func (ws *workspace) confirmRename(f *dataset.Folder, repeats int, class string)
 func (ws *workspace) rebuild() {
 	tab := ws.nav.SelectedIndex()
 	ws.grids = nil
-	ws.trainShown = false
 	ws.s.setContent(ws.build())
 	ws.nav.SelectIndex(tab)
 	// A run still going has the old paths; the cache makes a restart cheap.

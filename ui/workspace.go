@@ -35,8 +35,8 @@ type workspace struct {
 	background sync.WaitGroup
 
 	filter tagger.Filter
-	// trainShown is set once the Train screen has been built.
-	trainShown bool
+	// pending holds the builders of tabs not shown yet (see lazyTab).
+	pending map[*container.TabItem]func() fyne.CanvasObject
 	// busy is set while a background job reads the dataset (reorganise);
 	// edits from the menu and keyboard wait until it is done.
 	busy bool
@@ -83,19 +83,17 @@ func (ws *workspace) build() fyne.CanvasObject {
 	ws.editor = newTagEditor(ws)
 	ws.panel = newTagPanel(ws)
 	ws.summary = newSummaryView(ws)
-	// The Train screen is built the first time it is shown: most visits
-	// to a dataset never train, and its form is the costliest screen.
-	train := container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), layout.NewSpacer())
+	ws.pending = map[*container.TabItem]func() fyne.CanvasObject{}
 	ws.nav = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dataset", theme.GridIcon(), ws.datasetScreen()),
 		container.NewTabItemWithIcon("Tags", theme.DocumentCreateIcon(), ws.tagsScreen()),
-		train,
-		container.NewTabItemWithIcon("Generate", theme.MediaPhotoIcon(), newGeneratePanel(ws.s).object()),
+		ws.lazyTab("Train", theme.MediaPlayIcon(), func() fyne.CanvasObject { return ws.s.trainTab(ws) }),
+		ws.lazyTab("Generate", theme.MediaPhotoIcon(), func() fyne.CanvasObject { return newGeneratePanel(ws.s).object() }),
 	)
 	ws.nav.OnSelected = func(t *container.TabItem) {
-		if t == train && !ws.trainShown {
-			ws.trainShown = true
-			train.Content = ws.s.trainTab(ws)
+		if build, ok := ws.pending[t]; ok {
+			delete(ws.pending, t)
+			t.Content = build()
 			ws.nav.Refresh()
 		}
 	}
@@ -103,6 +101,15 @@ func (ws *workspace) build() fyne.CanvasObject {
 	ws.editor.show()
 	ws.status.refresh()
 	return container.NewBorder(nil, ws.status.object(), nil, nil, ws.nav)
+}
+
+// lazyTab is a tab whose screen is built the first time it is shown: most
+// visits to a dataset never train or generate, and those screens are the
+// costliest to build (forms, saved settings read from disk).
+func (ws *workspace) lazyTab(title string, icon fyne.Resource, build func() fyne.CanvasObject) *container.TabItem {
+	t := container.NewTabItemWithIcon(title, icon, layout.NewSpacer())
+	ws.pending[t] = build
+	return t
 }
 
 // startThumbnails runs the thumbnailer over every image; each delivery
