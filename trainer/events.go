@@ -21,7 +21,6 @@ type Planned struct {
 	TotalSteps     int           // optimizer steps of the whole run
 	StartStep      int           // first step (non-zero when resuming)
 	Resumed        bool          // continuing a saved state
-	EstimatedTotal time.Duration // zero until a step has been measured on this machine
 }
 
 // BucketUse is one bucket of a plan: its resolution and how many images
