@@ -11,16 +11,16 @@ type Event interface{ event() }
 // Planned is the run's arithmetic, sent once before any work, in kohya's
 // terms so users can compare.
 type Planned struct {
-	Images         int           // trainable images
-	ImageRepeats   int           // sum of images x repeats over the folders
-	Buckets        []BucketUse   // aspect-ratio buckets in use
-	BatchSize      int           // images per step
-	GradAccum      int           // steps accumulated per optimizer update
-	StepsPerEpoch  int           // optimizer steps in one epoch
-	Epochs         int           // epochs the run will train
-	TotalSteps     int           // optimizer steps of the whole run
-	StartStep      int           // first step (non-zero when resuming)
-	Resumed        bool          // continuing a saved state
+	Images        int         // trainable images
+	ImageRepeats  int         // sum of images x repeats over the folders
+	Buckets       []BucketUse // aspect-ratio buckets in use
+	BatchSize     int         // images per step
+	GradAccum     int         // steps accumulated per optimizer update
+	StepsPerEpoch int         // optimizer steps in one epoch
+	Epochs        int         // epochs the run will train
+	TotalSteps    int         // optimizer steps of the whole run
+	StartStep     int         // first step (non-zero when resuming)
+	Resumed       bool        // continuing a saved state
 }
 
 // BucketUse is one bucket of a plan: its resolution and how many images
