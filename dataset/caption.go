@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"lorastudio/atomicfile"
 )
 
 // ErrCaptionEncoding marks a caption file that is not valid UTF-8.
@@ -119,53 +120,6 @@ func readFull(f *os.File, b []byte) (int, error) {
 	return n, nil
 }
 
-// WriteFileAtomic replaces path with data: it writes a temporary file in
-// the same folder, syncs it and renames it over path, so a crash leaves
-// either the old or the new content, never a mix. An existing file's
-// permission bits are kept.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	perm := os.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	// The rename is durable only once the folder entry is synced; not
-	// every platform can open a folder for that, which is not an error.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 // captionFile is what a save of im writes.
 func (im *Image) captionFile() string {
 	return Caption{Tags: im.Tags, Tail: im.captionTail, CRLF: im.crlf}.Format()
@@ -177,7 +131,7 @@ func (im *Image) SaveCaption() error {
 	if im.CaptionLocked {
 		return fmt.Errorf("save caption %s: %w", im.CaptionPath, ErrCaptionLocked)
 	}
-	if err := WriteFileAtomic(im.CaptionPath, []byte(im.captionFile())); err != nil {
+	if err := atomicfile.WriteBytes(im.CaptionPath, []byte(im.captionFile())); err != nil {
 		return fmt.Errorf("save caption: %w", err)
 	}
 	im.HasCaption = true

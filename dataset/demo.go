@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"lorastudio/assets"
+	"lorastudio/atomicfile"
 )
 
 // ExtractDemo unpacks the bundled demo dataset into dir (created if
@@ -44,7 +45,7 @@ func Extract(fsys fs.FS, dir string) error {
 				return nil
 			}
 		}
-		return WriteFileAtomic(target, data)
+		return atomicfile.WriteBytes(target, data)
 	})
 }
 

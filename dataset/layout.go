@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"lorastudio/atomicfile"
 )
 
 // ParseFolderName splits a kohya folder name `<repeats>_<class tokens>`
@@ -114,7 +116,7 @@ func (d *Dataset) Reorganize(ctx context.Context, dest string, mode Transfer) (s
 			}
 		case im.HasCaption || len(im.Tags) > 0:
 			// The caption as edited in memory, saved or not.
-			if err := WriteFileAtomic(capTarget, []byte(im.captionFile())); err != nil {
+			if err := atomicfile.WriteBytes(capTarget, []byte(im.captionFile())); err != nil {
 				return "", fmt.Errorf("reorganize: %w", err)
 			}
 			if mode == Move {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"lorastudio/atomicfile"
 )
 
 // DefaultSaveDelay is how long a Saver waits after the last edit of a file.
@@ -222,7 +224,7 @@ func (s *Saver) writeDue(now time.Time, retryFailed bool) error {
 	}
 	s.mu.Unlock()
 	for _, j := range jobs {
-		err := WriteFileAtomic(j.path, []byte(j.text))
+		err := atomicfile.WriteBytes(j.path, []byte(j.text))
 		s.mu.Lock()
 		e := s.entries[j.path]
 		stale := e.writes != j.writes // edited again while writing

@@ -1,15 +1,14 @@
 package nn
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"lorastudio/atomicfile"
 )
 
 // WriteSafetensors writes tensors to path, all in one dtype ("F32", "F16" or
@@ -24,15 +23,12 @@ func WriteSafetensors(path string, tensors map[string]*Tensor, dtype string, met
 // files that mix precisions (a LoRA's fp16 matrices next to fp32 alphas).
 func WriteSafetensorsDTypes(path string, tensors map[string]*Tensor, dtypes map[string]string, metadata map[string]string) error {
 	views, err := safetensorsViews(tensors, dtypes)
-	if err == nil {
-		err = writeFileAtomic(path, func(w io.Writer) error {
-			return safetensors.SerializeToWriter(views, metadata, w)
-		})
-	}
 	if err != nil {
 		return fmt.Errorf("write safetensors %s: %w", path, err)
 	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error {
+		return safetensors.SerializeToWriter(views, metadata, w)
+	})
 }
 
 // EncodeSafetensors writes the bytes WriteSafetensors would put in a file to
@@ -127,45 +123,4 @@ func (v tensorView) Data() []byte {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
 	}
 	return b
-}
-
-// writeFileAtomic writes path through a temporary file in the same directory
-// that is synced and renamed over path, so a crash never leaves a torn file.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// Persist the rename itself; failure here leaves a complete file either way.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

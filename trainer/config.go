@@ -16,7 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"lorastudio/dataset"
+	"lorastudio/atomicfile"
 	"lorastudio/sd"
 )
 
@@ -264,7 +264,7 @@ func (c *Config) WriteFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := dataset.WriteFileAtomic(path, data); err != nil {
+	if err := atomicfile.WriteBytes(path, data); err != nil {
 		return fmt.Errorf("save config %s: %w", path, err)
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"lorastudio/dataset"
+	"lorastudio/atomicfile"
 	"lorastudio/sd"
 )
 
@@ -118,7 +118,7 @@ func ExportKohya(c *Config, dir string, plan *Plan) (*Export, error) {
 	if err := toml.NewEncoder(&b).Encode(dcfg); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	if err := dataset.WriteFileAtomic(ex.DatasetConfig, b.Bytes()); err != nil {
+	if err := atomicfile.WriteBytes(ex.DatasetConfig, b.Bytes()); err != nil {
 		return nil, fmt.Errorf("export %s: %w", ex.DatasetConfig, err)
 	}
 
@@ -138,7 +138,7 @@ func ExportKohya(c *Config, dir string, plan *Plan) (*Export, error) {
 		script += "# Note: " + w + "\n"
 	}
 	script += "exec " + ex.Command + "\n"
-	if err := dataset.WriteFileAtomic(ex.Script, []byte(script)); err != nil {
+	if err := atomicfile.WriteBytes(ex.Script, []byte(script)); err != nil {
 		return nil, fmt.Errorf("export %s: %w", ex.Script, err)
 	}
 	if err := os.Chmod(ex.Script, 0o755); err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"lorastudio/atomicfile"
 	"lorastudio/sd"
 )
 
@@ -221,7 +222,7 @@ func writePNG(path string, img image.Image, params string) error {
 	out = append(out, data[:afterIHDR]...)
 	out = append(out, textChunk("parameters", params)...)
 	out = append(out, data[afterIHDR:]...)
-	return writeFileAtomic(path, out)
+	return atomicfile.WriteBytes(path, out)
 }
 
 // textChunk is a PNG tEXt chunk (keyword, NUL, Latin-1 text), or an
