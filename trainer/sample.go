@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -11,114 +10,13 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"lorastudio/atomicfile"
 	"lorastudio/sd"
 )
-
-// samplePrompt is one line of a sample prompts file, as sd-scripts'
-// line_to_prompt_dict reads it: the prompt, then flags --n (negative
-// prompt), --w and --h (size), --s (steps), --l (CFG scale), --d (seed)
-// and --ss (sampler). Other flags are ignored, as in sd-scripts.
-type samplePrompt struct {
-	Prompt, Negative string
-	Width, Height    int
-	Steps            int
-	Scale            float64
-	Seed             int64
-	HasSeed          bool
-	Sampler          string
-}
-
-// sd-scripts' defaults for a prompt without flags.
-const (
-	sampleSize  = 512
-	sampleSteps = 30
-	sampleScale = 7.5
-)
-
-var promptFlags = []struct {
-	re  *regexp.Regexp
-	set func(p *samplePrompt, v string) error
-}{
-	{regexp.MustCompile(`(?i)^w (\d+)`), func(p *samplePrompt, v string) (err error) { p.Width, err = strconv.Atoi(v); return }},
-	{regexp.MustCompile(`(?i)^h (\d+)`), func(p *samplePrompt, v string) (err error) { p.Height, err = strconv.Atoi(v); return }},
-	{regexp.MustCompile(`(?i)^d (\d+)`), func(p *samplePrompt, v string) (err error) {
-		p.Seed, err = strconv.ParseInt(v, 10, 64)
-		p.HasSeed = err == nil
-		return
-	}},
-	{regexp.MustCompile(`(?i)^s (\d+)`), func(p *samplePrompt, v string) error {
-		n, err := strconv.Atoi(v)
-		p.Steps = max(1, min(1000, n))
-		return err
-	}},
-	{regexp.MustCompile(`(?i)^l ([\d.]+)`), func(p *samplePrompt, v string) (err error) { p.Scale, err = strconv.ParseFloat(v, 64); return }},
-	{regexp.MustCompile(`(?i)^n (.+)`), func(p *samplePrompt, v string) error { p.Negative = v; return nil }},
-	{regexp.MustCompile(`(?i)^ss (.+)`), func(p *samplePrompt, v string) error {
-		s, err := ParseSampler(v)
-		p.Sampler = s
-		return err
-	}},
-}
-
-// parsePromptLine reads one prompt line.
-func parsePromptLine(line string) (samplePrompt, error) {
-	parts := strings.Split(line, " --")
-	p := samplePrompt{Prompt: strings.TrimSpace(parts[0]), Width: sampleSize, Height: sampleSize, Steps: sampleSteps, Scale: sampleScale}
-	for _, arg := range parts[1:] {
-		for _, f := range promptFlags {
-			if m := f.re.FindStringSubmatch(arg); m != nil {
-				if err := f.set(&p, strings.TrimSpace(m[1])); err != nil {
-					return p, fmt.Errorf("--%s: %w", strings.TrimSpace(arg), err)
-				}
-				break
-			}
-		}
-	}
-	return p, nil
-}
-
-// readSamplePrompts reads a prompts file: one prompt per line, blank lines
-// and lines starting with # skipped.
-func readSamplePrompts(path string) ([]samplePrompt, error) {
-	if ext := strings.ToLower(filepath.Ext(path)); ext == ".toml" || ext == ".json" {
-		return nil, fmt.Errorf("%s: only text prompt files are supported (one prompt per line with --w --h --s --l --d --n flags)", path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if !utf8.Valid(data) {
-		return nil, fmt.Errorf("%s is not UTF-8 text", path)
-	}
-	var out []samplePrompt
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		p, err := parsePromptLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("%s line %d: %w", path, n, err)
-		}
-		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s holds no prompts", path)
-	}
-	return out, nil
-}
 
 // sampleDue applies sd-scripts' rule: with sample_every_n_epochs, at the
 // end of every n-th epoch (sample_every_n_steps is then ignored); else

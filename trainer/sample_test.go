@@ -7,50 +7,9 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
-
-func TestParsePromptLine(t *testing.T) {
-	cases := []struct {
-		line string
-		want samplePrompt
-	}{
-		{"a photo of sks dog", samplePrompt{Prompt: "a photo of sks dog", Width: 512, Height: 512, Steps: 30, Scale: 7.5}},
-		{"sks dog, grass --n blurry, lowres --w 640 --h 384 --d 123 --l 5.5 --s 20 --ss k_euler",
-			samplePrompt{Prompt: "sks dog, grass", Negative: "blurry, lowres", Width: 640, Height: 384, Seed: 123, HasSeed: true, Scale: 5.5, Steps: 20, Sampler: "euler"}},
-		{"x --S 5000 --W 64", samplePrompt{Prompt: "x", Width: 64, Height: 512, Steps: 1000, Scale: 7.5}},
-		{"x --s 0 --unknown 3 --cn ctl.png", samplePrompt{Prompt: "x", Width: 512, Height: 512, Steps: 1, Scale: 7.5}},
-		{"x--w 64", samplePrompt{Prompt: "x--w 64", Width: 512, Height: 512, Steps: 30, Scale: 7.5}},
-	}
-	for _, c := range cases {
-		got, err := parsePromptLine(c.line)
-		if err != nil {
-			t.Errorf("%q: %v", c.line, err)
-			continue
-		}
-		if !reflect.DeepEqual(got, c.want) {
-			t.Errorf("%q:\n got %+v\nwant %+v", c.line, got, c.want)
-		}
-	}
-	for _, bad := range []string{"x --ss plms", "x --d 99999999999999999999", "x --l 1.2.3"} {
-		if _, err := parsePromptLine(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
-func FuzzParsePromptLine(f *testing.F) {
-	f.Add("sks dog --n bad --w 640 --h 384 --d 1 --l 7 --s 20 --ss ddim")
-	f.Add(" -- --w --h 9999999999999999999999")
-	f.Fuzz(func(t *testing.T, line string) {
-		p, err := parsePromptLine(line)
-		if err == nil && (p.Steps < 1 || p.Steps > 1000 || p.Width < 0 || p.Height < 0) {
-			t.Errorf("%q: %+v", line, p)
-		}
-	})
-}
 
 // pngText returns the tEXt and iTXt chunks of a PNG file by keyword, checking
 // every chunk's CRC.
