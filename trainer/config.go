@@ -89,8 +89,9 @@ type Config struct {
 	// SavePrecision is "fp16" (default), "float" or "bf16".
 	SavePrecision string `toml:"save_precision"`
 
-	// SamplePrompts is a prompts file (one prompt per line, kohya's
-	// --w --h --s --l --d --n flags).
+	// SamplePrompts is a prompts file in one of sd-scripts' formats: text
+	// (one prompt per line, kohya's --w --h --s --l --d --n --ss flags),
+	// .toml ([prompt] with [[prompt.subset]] tables) or .json (a list).
 	SamplePrompts      string `toml:"sample_prompts,omitempty"`
 	SampleEveryNEpochs int    `toml:"sample_every_n_epochs"`
 	SampleEveryNSteps  int    `toml:"sample_every_n_steps"`
