@@ -2,10 +2,15 @@ package ui
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,22 +57,106 @@ type generatePanel struct {
 	stop       context.CancelFunc
 	last       *trainer.Generated
 	root       fyne.CanvasObject
+
+	// settingsPath is generate.json; saved is what it holds (or the
+	// defaults before the first save), so unchanged settings are not
+	// written again. persist saves shortly after edits settle.
+	settingsPath string
+	saved        generateSettings
+	persist      *coalescer
+}
+
+// generateSettings is the Generate form as generate.json keeps it between
+// launches. The seed is kept as typed: -1 stays "random".
+type generateSettings struct {
+	Model          string  `json:"model"`
+	Prompt         string  `json:"prompt"`
+	NegativePrompt string  `json:"negative_prompt"`
+	Steps          int     `json:"steps"`
+	CFGScale       float32 `json:"cfg_scale"`
+	Sampler        string  `json:"sampler"`
+	Seed           int64   `json:"seed"`
+	Width          int     `json:"width"`
+	Height         int     `json:"height"`
+	LoRADir        string  `json:"lora_dir"`
+}
+
+// The smallest steps and image side the form accepts.
+const (
+	minSteps = 1
+	minSide  = 8
+)
+
+// generatePersistDelay is how long the form waits for more edits before
+// it is saved; short, since a close within it loses the last edit.
+const generatePersistDelay = 500 * time.Millisecond
+
+// defaultGenerateSettings is a first start's form: sd's defaults, a random
+// seed, and the Train screen's saved base model and output folder (where
+// its LoRAs go).
+func defaultGenerateSettings(configDir string) generateSettings {
+	train, _ := trainStore{dir: configDir}.load()
+	o := sd.DefaultGenerateOptions()
+	return generateSettings{
+		Model: train.PretrainedModel, LoRADir: train.OutputDir,
+		Steps: o.Steps, CFGScale: o.CFGScale, Sampler: o.Sampler, Seed: -1, Width: o.Width, Height: o.Height,
+	}
+}
+
+// loadGenerateSettings reads the form saved at path over def, value by
+// value: one that is missing, of the wrong type or out of range keeps
+// def's, and the error says what was dropped. A file that is not JSON
+// gives def whole.
+func loadGenerateSettings(path string, def generateSettings) (generateSettings, error) {
+	g := def
+	err := readJSON(path, &g)
+	if errors.Is(err, fs.ErrNotExist) {
+		return def, nil
+	}
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &typeErr) {
+		return def, err
+	}
+	var problems []error
+	if err != nil {
+		problems = append(problems, typeErr)
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		min  int
+		def  int
+	}{{"steps", &g.Steps, minSteps, def.Steps}, {"width", &g.Width, minSide, def.Width}, {"height", &g.Height, minSide, def.Height}} {
+		if *f.v < f.min {
+			problems = append(problems, fmt.Errorf("%s %d is below %d", f.name, *f.v, f.min))
+			*f.v = f.def
+		}
+	}
+	if !slices.Contains(trainer.Samplers, g.Sampler) {
+		problems = append(problems, fmt.Errorf("sampler %q is not one of %s", g.Sampler, strings.Join(trainer.Samplers, ", ")))
+		g.Sampler = def.Sampler
+	}
+	if len(problems) > 0 {
+		return g, fmt.Errorf("read %s: %w", path, errors.Join(problems...))
+	}
+	return g, nil
 }
 
 // loraWeight is the multiplier a LoRA picked from the list starts with,
 // AUTOMATIC1111's usual suggestion.
 const loraWeight = "0.7"
 
-// newGeneratePanel builds the screen. The model and LoRA folder start as
-// the Train screen's saved base model and output folder.
+// newGeneratePanel builds the screen with the settings it had last time
+// (see loadSettings).
 func newGeneratePanel(s *Studio) *generatePanel {
-	p := &generatePanel{s: s}
-	saved, _ := trainStore{dir: filepath.Dir(s.state.settingsPath)}.load()
-	def := sd.DefaultGenerateOptions()
+	configDir := filepath.Dir(s.state.settingsPath)
+	p := &generatePanel{s: s, settingsPath: filepath.Join(configDir, "generate.json")}
+	p.persist = newCoalescer(generatePersistDelay, s.do, p.saveSettings)
+	saved, loadErr := p.loadSettings(configDir)
 
 	p.model = widget.NewEntry()
 	p.model.SetPlaceHolder("model.safetensors, a diffusers folder, or demo")
-	p.model.SetText(saved.PretrainedModel)
+	p.model.SetText(saved.Model)
 	file := widget.NewButtonWithIcon("File…", theme.FileIcon(), p.chooseModel)
 	demo := widget.NewButtonWithIcon("Demo model", theme.MediaPlayIcon(), func() { p.model.SetText(trainer.DemoModel) })
 	fromTrain := widget.NewButton("Train screen's model", func() {
@@ -90,13 +179,15 @@ func newGeneratePanel(s *Studio) *generatePanel {
 		e.SetText(v)
 		return e
 	}
-	p.steps = number(strconv.Itoa(def.Steps))
-	p.cfg = number(strconv.FormatFloat(float64(def.CFGScale), 'g', -1, 32))
-	p.seed = number("-1")
-	p.width = number(strconv.Itoa(def.Width))
-	p.height = number(strconv.Itoa(def.Height))
+	p.prompt.SetText(saved.Prompt)
+	p.negative.SetText(saved.NegativePrompt)
+	p.steps = number(strconv.Itoa(saved.Steps))
+	p.cfg = number(strconv.FormatFloat(float64(saved.CFGScale), 'g', -1, 32))
+	p.seed = number(strconv.FormatInt(saved.Seed, 10))
+	p.width = number(strconv.Itoa(saved.Width))
+	p.height = number(strconv.Itoa(saved.Height))
 	p.sampler = widget.NewSelect(trainer.Samplers, nil)
-	p.sampler.SetSelected(def.Sampler)
+	p.sampler.SetSelected(saved.Sampler)
 
 	p.loraDir = widget.NewEntry()
 	p.loraDir.SetPlaceHolder("folder of LoRA .safetensors files")
@@ -120,7 +211,7 @@ func newGeneratePanel(s *Studio) *generatePanel {
 		p.insertLoRA(p.loras[i].Name)
 		p.loraList.UnselectAll()
 	}
-	p.loraDir.SetText(saved.OutputDir)
+	p.loraDir.SetText(saved.LoRADir)
 
 	p.run = widget.NewButtonWithIcon("Generate", theme.MediaPlayIcon(), p.start)
 	p.run.Importance = widget.HighImportance
@@ -139,6 +230,11 @@ func newGeneratePanel(s *Studio) *generatePanel {
 	p.params.Selectable = true
 	p.save = widget.NewButtonWithIcon("Save PNG…", theme.DocumentSaveIcon(), p.chooseSave)
 	p.save.Disable()
+	if loadErr != nil {
+		p.status.Importance = widget.WarningImportance
+		p.status.SetText("⚠ " + loadErr.Error())
+	}
+	p.watchEdits()
 
 	settings := widget.NewForm(
 		widget.NewFormItem("Steps", p.steps),
@@ -174,6 +270,100 @@ func newGeneratePanel(s *Studio) *generatePanel {
 }
 
 func (p *generatePanel) object() fyne.CanvasObject { return p.root }
+
+// loadSettings returns the saved form (see loadGenerateSettings). A file
+// with values it had to drop is renamed to generate.json.broken before
+// the next save replaces it, and the error says so: the user's file is
+// never lost silently.
+func (p *generatePanel) loadSettings(configDir string) (generateSettings, error) {
+	g, err := loadGenerateSettings(p.settingsPath, defaultGenerateSettings(configDir))
+	p.saved = g
+	if err == nil {
+		return g, nil
+	}
+	fyne.LogError("load generate settings", err)
+	kept := p.settingsPath + ".broken"
+	if rerr := os.Rename(p.settingsPath, kept); rerr != nil {
+		return g, fmt.Errorf("%w\nDefaults are used instead; the file could not be set aside: %v", err, rerr)
+	}
+	return g, fmt.Errorf("%w\nDefaults are used instead; the file is kept as %s", err, kept)
+}
+
+// watchEdits saves the form shortly after each change. It is set after
+// the saved values are shown, so showing them writes nothing.
+func (p *generatePanel) watchEdits() {
+	for _, e := range []*widget.Entry{p.model, p.prompt, p.negative, p.steps, p.cfg, p.seed, p.width, p.height} {
+		e.OnChanged = func(string) { p.persist.Trigger() }
+	}
+	p.sampler.OnChanged = func(string) { p.persist.Trigger() }
+	list := p.loraDir.OnChanged
+	p.loraDir.OnChanged = func(text string) {
+		list(text)
+		p.persist.Trigger()
+	}
+}
+
+// formSettings reads the form as it is saved. A number that does not parse
+// (half typed, or wrong) keeps its last saved value.
+func (p *generatePanel) formSettings() generateSettings {
+	g := p.saved
+	g.Model, g.LoRADir, g.Sampler = p.model.Text, p.loraDir.Text, p.sampler.Selected
+	g.Prompt, g.NegativePrompt = p.prompt.Text, p.negative.Text
+	for _, f := range []struct {
+		e   *widget.Entry
+		dst *int
+		min int
+	}{{p.steps, &g.Steps, minSteps}, {p.width, &g.Width, minSide}, {p.height, &g.Height, minSide}} {
+		if n, err := parseWhole(f.e.Text, f.min); err == nil {
+			*f.dst = n
+		}
+	}
+	if v, err := parseCFG(p.cfg.Text); err == nil {
+		g.CFGScale = v
+	}
+	if v, err := parseSeed(p.seed.Text); err == nil {
+		g.Seed = v
+	}
+	return g
+}
+
+// saveSettings writes the form to generate.json when it changed since the
+// last save; a failure is logged, as the Train screen's is.
+func (p *generatePanel) saveSettings() {
+	g := p.formSettings()
+	if g == p.saved {
+		return
+	}
+	if err := writeJSON(p.settingsPath, g); err != nil {
+		fyne.LogError("save generate settings", err)
+		return
+	}
+	p.saved = g
+}
+
+func parseWhole(text string, min int) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(text))
+	if err != nil || n < min {
+		return 0, fmt.Errorf("%q: want a whole number of at least %d", text, min)
+	}
+	return n, nil
+}
+
+func parseCFG(text string) (float32, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(text), 32)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("CFG scale %q is not a number", text)
+	}
+	return float32(v), nil
+}
+
+func parseSeed(text string) (int64, error) {
+	v, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("Seed %q: want a whole number (-1 for a random seed)", text)
+	}
+	return v, nil
+}
 
 // insertLoRA adds <lora:name:0.7> to the end of the prompt.
 func (p *generatePanel) insertLoRA(name string) {
@@ -211,22 +401,22 @@ func (p *generatePanel) options() (sd.GenerateOptions, error) {
 		e    *widget.Entry
 		dst  *int
 		min  int
-	}{{"Steps", p.steps, &o.Steps, 1}, {"Width", p.width, &o.Width, 8}, {"Height", p.height, &o.Height, 8}}
+	}{{"Steps", p.steps, &o.Steps, minSteps}, {"Width", p.width, &o.Width, minSide}, {"Height", p.height, &o.Height, minSide}}
 	for _, f := range ints {
-		n, err := strconv.Atoi(strings.TrimSpace(f.e.Text))
-		if err != nil || n < f.min {
-			return o, fmt.Errorf("%s %q: want a whole number of at least %d", f.name, f.e.Text, f.min)
+		n, err := parseWhole(f.e.Text, f.min)
+		if err != nil {
+			return o, fmt.Errorf("%s %w", f.name, err)
 		}
 		*f.dst = n
 	}
-	cfg, err := strconv.ParseFloat(strings.TrimSpace(p.cfg.Text), 32)
-	if err != nil || cfg != cfg {
-		return o, fmt.Errorf("CFG scale %q is not a number", p.cfg.Text)
-	}
-	o.CFGScale = float32(cfg)
-	seed, err := strconv.ParseInt(strings.TrimSpace(p.seed.Text), 10, 64)
+	cfg, err := parseCFG(p.cfg.Text)
 	if err != nil {
-		return o, fmt.Errorf("Seed %q: want a whole number (-1 for a random seed)", p.seed.Text)
+		return o, err
+	}
+	o.CFGScale = cfg
+	seed, err := parseSeed(p.seed.Text)
+	if err != nil {
+		return o, err
 	}
 	if seed < 0 {
 		seed = int64(rand.Uint32())
@@ -253,8 +443,9 @@ func (p *generatePanel) setRunning(on bool) {
 	}
 }
 
-// start validates the form and generates in the background.
+// start saves the form, validates it and generates in the background.
 func (p *generatePanel) start() {
+	p.saveSettings()
 	o, err := p.options()
 	if err != nil {
 		p.showError(err)

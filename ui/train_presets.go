@@ -47,21 +47,47 @@ func (s trainStore) save(cfg trainer.Config, prompts string, times map[string]fl
 	if err := cfg.WriteFile(s.configPath()); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(times, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(s.timesPath(), b)
+	return writeJSON(s.timesPath(), times)
 }
 
 func (s trainStore) loadTimes() map[string]float64 {
 	times := map[string]float64{}
-	if b, err := os.ReadFile(s.timesPath()); err == nil {
-		if err := json.Unmarshal(b, &times); err != nil {
-			fyne.LogError("load step times", err)
-		}
+	if err := readJSON(s.timesPath(), &times); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fyne.LogError("load step times", err)
 	}
 	return times
+}
+
+// readJSON decodes the JSON file at path into v; a missing file is an
+// error matching fs.ErrNotExist. encoding/json skips a value of the wrong
+// type, leaving that field of v as it was, and decodes the rest (the error
+// is then a *json.UnmarshalTypeError), so v can hold defaults that a file
+// from an older version or a hand edit only partly replaces.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON writes v as indented JSON to path through writeAtomic, making
+// the folder first.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := writeAtomic(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return nil
 }
 
 // readPrompts returns the prompts file's text, "" when there is none.
