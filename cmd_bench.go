@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"lorastudio/nn"
+	"lorastudio/sd"
 )
 
 // runBench reports the BLAS setup and times the kernels that dominate a
@@ -18,8 +19,18 @@ func runBench(args []string) int {
 	size := fs.Int("n", 1024, "sgemm matrix size (n x n times n x n)")
 	dur := fs.Duration("time", 2*time.Second, "how long to measure each kernel")
 	coreOnly := fs.Bool("core", false, "print only the OpenBLAS core in use (for scripts)")
+	writeModel := fs.String("write-model", "", "write a full-size SD 1.5-shaped model with random weights (fp16 diffusers folder) to this folder, to time train and generate without real weights")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *writeModel != "" {
+		start := time.Now()
+		if err := sd.WriteRandomModel(*writeModel, sd.SD15Config(), 1, "F16"); err != nil {
+			fmt.Fprintf(os.Stderr, "lorastudio bench: %v\n", err)
+			return 1
+		}
+		fmt.Printf("wrote a random SD 1.5-shaped model to %s in %v; its images are noise, its timings are real\n", *writeModel, time.Since(start).Round(time.Second))
+		return 0
 	}
 	if *coreOnly {
 		fmt.Println(nn.BLASInfo().CoreName)

@@ -19,7 +19,8 @@ const usage = `usage:
   lorastudio generate --model FILE|--demo --prompt "... <lora:name:0.7>" [--negative ... --steps 20 --cfg 7
                      --sampler euler_a --seed 1 --width 512 --height 512 --lora-dir DIR --out out.png]
                                        generate an image (PNG with AUTOMATIC1111 parameters)
-  lorastudio bench                     measure this machine's BLAS and kernels
+  lorastudio bench [--write-model DIR] measure this machine's BLAS and kernels; --write-model writes a
+                                       full-size SD 1.5-shaped model with random weights for timing runs
   lorastudio help                      this text
 `
 
