@@ -84,6 +84,20 @@ func TestTxt2ImgDemo(t *testing.T) {
 		if !slices.Equal(a.Pix, b.Pix) {
 			t.Errorf("%s: same seed, different images", sampler)
 		}
+		// Encoded up front, with the text encoder gone: the same image.
+		cond, err := m.EncodeConditioning(o.Prompt, o.NegativePrompt, o.ClipSkip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := m.Text
+		m.Text = nil
+		pre := o
+		pre.Conditioning = cond
+		d, err := m.Txt2Img(context.Background(), pre, nil)
+		m.Text = text
+		if err != nil || !slices.Equal(a.Pix, d.Pix) {
+			t.Errorf("with the prompt encoded up front: %v, same image %v", err, err == nil && slices.Equal(a.Pix, d.Pix))
+		}
 		o.Seed++
 		c, _ := m.Txt2Img(context.Background(), o, nil)
 		o.Seed--

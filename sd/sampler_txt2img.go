@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"math/rand/v2"
+	"runtime"
 
 	"lorastudio/nn"
 )
@@ -18,6 +19,17 @@ type GenerateOptions struct {
 	Sampler                string // see SamplerNames
 	Seed                   uint64
 	ClipSkip               int // 1 = last layer
+	// Conditioning, when set, is the prompt pair already encoded
+	// (EncodeConditioning): the text encoder is not used, so a caller that
+	// encoded its prompts up front may free it. Prompt and NegativePrompt
+	// then only describe the image.
+	Conditioning *Conditioning
+}
+
+// Conditioning is a prompt and its negative prompt encoded for guidance:
+// equally many 77-token chunks each, [1, 77*chunks, width].
+type Conditioning struct {
+	Cond, Uncond *nn.Tensor
 }
 
 // DefaultGenerateOptions are AUTOMATIC1111's defaults for SD 1.x.
@@ -41,9 +53,11 @@ func (m *Model) Txt2Img(ctx context.Context, o GenerateOptions, progress func(st
 	if err != nil {
 		return nil, fmt.Errorf("txt2img: %w", err)
 	}
-	cond, uncond, err := m.encodePair(o.Prompt, o.NegativePrompt, o.ClipSkip)
-	if err != nil {
-		return nil, fmt.Errorf("txt2img: %w", err)
+	c := o.Conditioning
+	if c == nil {
+		if c, err = m.EncodeConditioning(o.Prompt, o.NegativePrompt, o.ClipSkip); err != nil {
+			return nil, fmt.Errorf("txt2img: %w", err)
+		}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5d))
 	f := m.Config.VAE.Factor()
@@ -55,20 +69,27 @@ func (m *Model) Txt2Img(ctx context.Context, o GenerateOptions, progress func(st
 		}
 		return m.UNet.Forward(x, ts, c)
 	}
-	latents, err := Sample(ctx, sampler, noise, Guidance(unet, uncond, o.CFGScale), cond, rng, progress)
+	latents, err := Sample(ctx, sampler, noise, Guidance(unet, c.Uncond, o.CFGScale), c.Cond, rng, progress)
 	if err != nil {
 		return nil, fmt.Errorf("txt2img: %w", err)
 	}
+	// The decoder takes about a gigabyte of buffers at 512x512: hand the
+	// UNet's back first, so a generation's peak is the larger of the two,
+	// not their sum.
+	m.UNet.ReleaseMemory()
+	runtime.GC()
 	images, err := m.VAE.Decode(latents)
+	m.VAE.ReleaseMemory()
 	if err != nil {
 		return nil, fmt.Errorf("txt2img: %w", err)
 	}
 	return ToImage(images, 0), nil
 }
 
-// encodePair encodes a prompt and a negative prompt as equally many
-// 77-token chunks, each [1, 77*chunks, width].
-func (m *Model) encodePair(prompt, negative string, clipSkip int) (cond, uncond *nn.Tensor, err error) {
+// EncodeConditioning encodes a prompt and a negative prompt as equally many
+// 77-token chunks (prompts over 75 tokens take several, as in
+// AUTOMATIC1111).
+func (m *Model) EncodeConditioning(prompt, negative string, clipSkip int) (*Conditioning, error) {
 	p := m.Tokenizer.EncodeChunks(prompt)
 	n := m.Tokenizer.EncodeChunks(negative)
 	empty := m.Tokenizer.EncodeChunks("")[0]
@@ -89,13 +110,15 @@ func (m *Model) encodePair(prompt, negative string, clipSkip int) (cond, uncond 
 		}
 		return h.Reshape(1, len(chunks)*ContextLength, h.Shape[2]), nil
 	}
-	if cond, err = encode(p); err != nil {
-		return nil, nil, err
+	cond, err := encode(p)
+	if err != nil {
+		return nil, err
 	}
-	if uncond, err = encode(n); err != nil {
-		return nil, nil, err
+	uncond, err := encode(n)
+	if err != nil {
+		return nil, err
 	}
-	return cond, uncond, nil
+	return &Conditioning{Cond: cond, Uncond: uncond}, nil
 }
 
 // ToImage converts image i of a decoder output [N, 3, H, W] (values in

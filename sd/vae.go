@@ -236,11 +236,19 @@ func LoadVAE(src WeightSource, cfg VAEConfig) (*VAE, error) {
 // ReleaseMemory drops the pooled scratch buffers.
 func (v *VAE) ReleaseMemory() { v.scratch.Drop() }
 
+// DropEncoder frees the encoder's weights (130 MB of SD's VAE) for a
+// caller that only decodes from now on, such as a training run whose
+// latents are all cached. Encode then fails.
+func (v *VAE) DropEncoder() { v.Encoder, v.QuantConv = nil, nil }
+
 // Moments returns the latent distribution of images [N, C, H, W] with
 // values in [-1, 1] (H and W multiples of 8): its mean and its log-variance,
 // clamped to [-30, 20] as diffusers does, both [N, z, H/8, W/8] and unscaled.
 func (v *VAE) Moments(images *nn.Tensor) (mean, logvar *nn.Tensor, err error) {
 	c := v.Config
+	if v.Encoder == nil {
+		return nil, nil, fmt.Errorf("vae encode: the encoder was dropped")
+	}
 	if len(images.Shape) != 4 || images.Shape[1] != c.InChannels {
 		return nil, nil, fmt.Errorf("vae encode: images %v, want [N, %d, H, W]", images.Shape, c.InChannels)
 	}

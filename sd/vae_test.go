@@ -3,6 +3,8 @@ package sd
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"lorastudio/nn"
@@ -81,6 +83,13 @@ func TestVAEErrors(t *testing.T) {
 			t.Fatal("NaN in decoder output")
 		}
 	}
+	v.DropEncoder()
+	if _, err := v.Encode(nn.New(1, 3, 16, 16), nil); err == nil || !strings.Contains(err.Error(), "dropped") {
+		t.Errorf("encode without the encoder: %v", err)
+	}
+	if again, err := v.Decode(nn.New(2, 4, 3, 5)); err != nil || !slices.Equal(again.Data, out.Data) {
+		t.Errorf("decode after DropEncoder: %v", err)
+	}
 }
 
 // BenchmarkVAEEncode512 encodes one 512x512 image with the full-size VAE
@@ -97,6 +106,7 @@ func BenchmarkVAEEncode512(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	peakRSS(b)
 }
 
 // BenchmarkVAEDecode512 decodes one 64x64 latent to a 512x512 image, the
@@ -113,4 +123,5 @@ func BenchmarkVAEDecode512(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	peakRSS(b)
 }

@@ -70,22 +70,50 @@ func (j *job) work(ctx context.Context) (stopped bool, err error) {
 	if err := j.cacheTexts(ctx); err != nil {
 		return false, err
 	}
-	j.dropUnused()
+	if err := j.dropUnused(); err != nil {
+		return false, err
+	}
 	j.startMetadata()
 	return j.loop(ctx)
 }
 
-// dropUnused frees the parts of the model training no longer needs (half
-// a gigabyte for SD 1.5): the VAE once the latents are cached, unless
-// previews decode with it, and the frozen text encoder once every caption
-// is cached, unless previews encode prompts with it.
-func (j *job) dropUnused() {
-	if len(j.prompts) > 0 {
-		return
+// dropUnused frees the parts of the model training no longer needs (most
+// of a gigabyte for SD 1.5): the VAE's encoder once the latents are cached
+// (the whole VAE when there are no previews to decode), and the frozen
+// text encoder once every caption and preview prompt is encoded.
+func (j *job) dropUnused() error {
+	if len(j.prompts) == 0 {
+		j.model.VAE = nil
+	} else {
+		j.model.VAE.DropEncoder()
 	}
-	j.model.VAE = nil
-	if j.texts.cached != nil {
+	if j.texts.cached != nil && !j.cfg.TrainsTextEncoder() {
+		j.sampleConds = make([]*sd.Conditioning, len(j.prompts))
+		for i, p := range j.prompts {
+			c, err := j.model.EncodeConditioning(p.Prompt, p.Negative, j.cfg.ClipSkip)
+			if err != nil {
+				return fmt.Errorf("sample prompt %q: %w", p.Prompt, err)
+			}
+			j.sampleConds[i] = c
+		}
 		j.model.Text = nil
+	}
+	debug.FreeOSMemory()
+	return nil
+}
+
+// releaseScratch drops the training graphs and the UNet's and VAE's pooled
+// buffers and hands the memory back to the system. Previews sample at
+// their own size (512 px by default) and share no buffers with training
+// at another, so holding both sets would add a gigabyte to the run's peak.
+func (j *job) releaseScratch() {
+	for _, g := range j.graphs {
+		g.vm.Close()
+	}
+	j.graphs = nil
+	j.model.UNet.ReleaseMemory()
+	if j.model.VAE != nil {
+		j.model.VAE.ReleaseMemory()
 	}
 	debug.FreeOSMemory()
 }

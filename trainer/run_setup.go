@@ -32,9 +32,12 @@ type job struct {
 	repeats  []int
 	bucketOf []int
 	prompts  []samplePrompt
-	init     *sd.LoRAFile // network_weights, when continuing from a LoRA
-	resume   *runState    // nil for a new run
-	run      *Run
+	// sampleConds are the prompts' encodings when the text encoder was
+	// freed (see dropUnused), else nil.
+	sampleConds []*sd.Conditioning
+	init        *sd.LoRAFile // network_weights, when continuing from a LoRA
+	resume      *runState    // nil for a new run
+	run         *Run
 
 	model   *sd.Model
 	vaeID   string // hash of the VAE's weights (latent cache, resume check)

@@ -40,7 +40,8 @@ func (j *job) sample(ctx context.Context, byEpoch bool, epoch int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("samples: %w", err)
 	}
-	defer j.model.VAE.ReleaseMemory()
+	j.releaseScratch()
+	defer j.releaseScratch()
 	unit := j.model.Config.VAE.Factor() << (len(j.model.Config.UNet.Channels) - 1)
 	defSampler, err := ParseSampler(j.cfg.SampleSampler)
 	if err != nil {
@@ -62,6 +63,9 @@ func (j *job) sample(ctx context.Context, byEpoch bool, epoch int) error {
 		}
 		if p.Sampler != "" {
 			o.Sampler = p.Sampler
+		}
+		if j.sampleConds != nil {
+			o.Conditioning = j.sampleConds[i]
 		}
 		img, err := j.model.Txt2Img(ctx, o, nil)
 		if err != nil {
