@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"lorastudio/atomicfile"
 )
 
 // maxRecent bounds the recent-datasets list on the start screen.
@@ -67,34 +69,26 @@ func LoadSettings(path string) (Settings, error) {
 	return s, nil
 }
 
-// Save writes the settings atomically (temp file + rename), so a crash
-// mid-write leaves the previous file intact.
+// Save writes the settings atomically, so a crash mid-write leaves the
+// previous file intact. The file is private to the user (0600), as it has
+// always been: it lists the folders they work in.
 func (s Settings) Save(path string) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save settings: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("save settings %s: %w", path, err)
+		return fmt.Errorf("save settings: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".settings-*.json")
-	if err != nil {
-		return fmt.Errorf("save settings %s: %w", path, err)
+	_, statErr := os.Stat(path)
+	if err := atomicfile.WriteBytes(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("save settings: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save settings %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save settings %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save settings %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save settings %s: %w", path, err)
+	// atomicfile keeps an existing file's mode, so only a new file needs it.
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("save settings: %w", err)
+		}
 	}
 	return nil
 }

@@ -37,6 +37,35 @@ func TestSettingsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSettingsSaveMode checks settings.json is private when Save makes it
+// and keeps the mode a user gave it.
+func TestSettingsSaveMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "settings.json")
+	mode := func() os.FileMode {
+		t.Helper()
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	if err := DefaultSettings().Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(); m != 0o600 {
+		t.Errorf("new settings file has mode %v, want 0600", m)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := DefaultSettings().Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(); m != 0o640 {
+		t.Errorf("saving changed the mode to %v, want 0640", m)
+	}
+}
+
 func TestLoadSettingsFallsBack(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {

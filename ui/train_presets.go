@@ -16,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"lorastudio/atomicfile"
 	"lorastudio/trainer"
 )
 
@@ -74,8 +75,8 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// writeJSON writes v as indented JSON to path through writeAtomic, making
-// the folder first.
+// writeJSON writes v as indented JSON to path atomically, making the
+// folder first.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -84,10 +85,8 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
-	if err := writeAtomic(path, append(b, '\n')); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	// atomicfile's error names the file.
+	return atomicfile.WriteBytes(path, append(b, '\n'))
 }
 
 // readPrompts returns the prompts file's text, "" when there is none.
@@ -111,27 +110,10 @@ func writePrompts(path, text string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("save sample prompts: %w", err)
 	}
-	if err := writeAtomic(path, []byte(want)); err != nil {
+	if err := atomicfile.WriteBytes(path, []byte(want)); err != nil {
 		return fmt.Errorf("save sample prompts: %w", err)
 	}
 	return nil
-}
-
-// writeAtomic writes data to path through a temporary file and a rename.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // newPresetBar offers loading and saving settings as TOML, importing a
