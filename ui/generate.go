@@ -95,7 +95,7 @@ const generatePersistDelay = 500 * time.Millisecond
 // seed, and the Train screen's saved base model and output folder (where
 // its LoRAs go).
 func defaultGenerateSettings(configDir string) generateSettings {
-	train, _ := trainStore{dir: configDir}.load()
+	train, _, _ := trainStore{dir: configDir}.load()
 	o := sd.DefaultGenerateOptions()
 	return generateSettings{
 		Model: train.PretrainedModel, LoRADir: train.OutputDir,

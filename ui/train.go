@@ -22,7 +22,10 @@ type trainPanel struct {
 	s  *Studio
 	st *trainState
 
-	form    *trainForm
+	form *trainForm
+	// notice says what went wrong reading the settings shown (see
+	// showNotice); hidden when nothing did.
+	notice  *widget.Label
 	model   *modelPicker
 	monitor *runMonitor
 
@@ -77,7 +80,8 @@ func newTrainPanel(s *Studio, configDir string) *trainPanel {
 	p := &trainPanel{s: s, st: &trainState{stepTimes: map[string]float64{}}}
 	p.st.promptsPath = filepath.Join(configDir, "sample_prompts.txt")
 	store := trainStore{dir: configDir}
-	p.st.cfg, p.st.prompts = store.load()
+	cfg, prompts, loadErr := store.load()
+	p.st.cfg, p.st.prompts = cfg, prompts
 	p.st.stepTimes = store.loadTimes()
 	p.planner = newCoalescer(300*time.Millisecond, s.do, p.replan)
 	p.persist = newCoalescer(time.Second, s.do, p.saveSettings)
@@ -91,6 +95,7 @@ func newTrainPanel(s *Studio, configDir string) *trainPanel {
 	split := container.NewHSplit(p.form.object(), p.monitor.object())
 	split.SetOffset(0.4)
 	p.root = split
+	p.showNotice(loadErr)
 	p.changed()
 	return p
 }

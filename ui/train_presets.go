@@ -29,16 +29,18 @@ func (s trainStore) configPath() string { return filepath.Join(s.dir, "train.tom
 func (s trainStore) timesPath() string  { return filepath.Join(s.dir, "train-timing.json") }
 
 // load returns the saved settings, or kohya_ss's defaults on a first
-// start or when the file is unreadable.
-func (s trainStore) load() (trainer.Config, string) {
+// start or when the file is unreadable (logged). The error says why the
+// sample prompts the settings name could not be read.
+func (s trainStore) load() (trainer.Config, string, error) {
 	cfg, _, err := trainer.LoadConfig(s.configPath())
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			fyne.LogError("load training settings", err)
 		}
-		return trainer.Defaults(), ""
+		return trainer.Defaults(), "", nil
 	}
-	return cfg, readPrompts(cfg.SamplePrompts)
+	prompts, err := readPrompts(cfg.SamplePrompts)
+	return cfg, prompts, err
 }
 
 func (s trainStore) save(cfg trainer.Config, prompts string, times map[string]float64) error {
@@ -89,16 +91,23 @@ func writeJSON(path string, v any) error {
 	return atomicfile.WriteBytes(path, append(b, '\n'))
 }
 
-// readPrompts returns the prompts file's text, "" when there is none.
-func readPrompts(path string) string {
+// readPrompts returns the prompts file as the form's text, one prompt a
+// line: a text file as it is, sd-scripts' TOML and JSON formats rewritten
+// as text lines (the form saves its text as sample_prompts.txt). A missing
+// file, like none, gives "": the settings still load without their
+// prompts.
+func readPrompts(path string) (string, error) {
 	if path == "" {
-		return ""
+		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	text, err := trainer.SamplePromptsText(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("sample prompts not loaded: %w", err)
 	}
-	return strings.TrimRight(string(b), "\n")
+	return strings.TrimRight(text, "\n"), nil
 }
 
 // writePrompts writes the prompts text when the file holds something else.
@@ -133,7 +142,24 @@ func newPresetBar(p *trainPanel) fyne.CanvasObject {
 	})
 	title := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameSubHeadingText
-	return container.NewVBox(title, container.NewHBox(load, save, kohya, reset))
+	p.notice = widget.NewLabel("")
+	p.notice.Wrapping = fyne.TextWrapWord
+	p.notice.Importance = widget.WarningImportance
+	p.notice.Hide()
+	return container.NewVBox(title, container.NewHBox(load, save, kohya, reset), p.notice)
+}
+
+// showNotice shows what went wrong reading the settings on screen (under
+// the preset buttons) and logs it; nil clears the line.
+func (p *trainPanel) showNotice(err error) {
+	if err == nil {
+		p.notice.SetText("")
+		p.notice.Hide()
+		return
+	}
+	fyne.LogError("training settings", err)
+	p.notice.SetText("⚠ " + err.Error())
+	p.notice.Show()
 }
 
 // applyConfig shows cfg in the form; the open dataset stays the training
@@ -150,14 +176,20 @@ func (p *trainPanel) applyConfig(cfg trainer.Config, prompts string) {
 	p.changed()
 }
 
-// loadPreset reads a TOML job file into the form and returns the keys it
-// ignored.
+// loadPreset reads a TOML job file into the form and returns what it
+// could not use: a sample prompts file it could not read (also shown
+// under the preset buttons) and the keys it ignored.
 func (p *trainPanel) loadPreset(path string) ([]string, error) {
 	cfg, warnings, err := trainer.LoadConfig(path)
 	if err != nil {
 		return nil, err
 	}
-	p.applyConfig(cfg, readPrompts(cfg.SamplePrompts))
+	prompts, perr := readPrompts(cfg.SamplePrompts)
+	p.applyConfig(cfg, prompts)
+	p.showNotice(perr)
+	if perr != nil {
+		warnings = append([]string{perr.Error()}, warnings...)
+	}
 	return warnings, nil
 }
 
@@ -182,8 +214,12 @@ func (p *trainPanel) importKohya(path string) (*trainer.GUIImport, error) {
 		return nil, err
 	}
 	prompts := im.SamplePromptsText
+	var perr error
 	if prompts == "" {
-		prompts = readPrompts(im.Config.SamplePrompts)
+		prompts, perr = readPrompts(im.Config.SamplePrompts)
+	}
+	if perr != nil {
+		im.Notes = append(im.Notes, perr.Error())
 	}
 	if im.Config.PretrainedModel != "" {
 		if _, err := os.Stat(im.Config.PretrainedModel); err != nil {
@@ -191,6 +227,7 @@ func (p *trainPanel) importKohya(path string) (*trainer.GUIImport, error) {
 		}
 	}
 	p.applyConfig(im.Config, prompts)
+	p.showNotice(perr)
 	return im, nil
 }
 
@@ -206,7 +243,7 @@ func (p *trainPanel) chooseLoadPreset() {
 			return
 		}
 		if len(warnings) > 0 {
-			showReport(p.s.win, "Settings loaded", "Loaded "+filepath.Base(r.URI().Path())+". These keys were ignored:", warnings)
+			showReport(p.s.win, "Settings loaded", "Loaded "+filepath.Base(r.URI().Path())+", but not everything in it was used:", warnings)
 		}
 	}, p.s.win)
 	d.SetFilter(storage.NewExtensionFileFilter([]string{".toml"}))

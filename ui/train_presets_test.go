@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,7 +40,7 @@ func TestTrainPresetRoundTrip(t *testing.T) {
 	if cfg.NetworkDim != 16 || cfg.LearningRate != 5e-5 || cfg.LRWarmup.Steps != 25 || !cfg.ShuffleCaption || cfg.Targets != "attention" || cfg.PretrainedModel != trainer.DemoModel {
 		t.Errorf("saved job: %+v", cfg)
 	}
-	if got := readPrompts(cfg.SamplePrompts); got != "a toy on a table --s 12" {
+	if got, err := readPrompts(cfg.SamplePrompts); got != "a toy on a table --s 12" || err != nil {
 		t.Errorf("saved prompts %q (file %s)", got, cfg.SamplePrompts)
 	}
 
@@ -57,6 +58,82 @@ func TestTrainPresetRoundTrip(t *testing.T) {
 	}
 	if p.st.cfg.TrainDataDir != p.st.dataDir {
 		t.Errorf("a loaded job moved the training data to %s", p.st.cfg.TrainDataDir)
+	}
+}
+
+// TestTrainPresetPrompts loads settings whose sample prompts are in each
+// of sd-scripts' formats, from a job file and from a kohya_ss
+// configuration: the form gets text lines, a file that cannot be read is
+// reported (in the load's notes and under the preset buttons) and leaves
+// the prompts empty, and a missing one named by a job is no problem.
+func TestTrainPresetPrompts(t *testing.T) {
+	_, p := openTrain(t, 2)
+	for _, tt := range []struct {
+		name, file, content string
+		want                string
+		problem             string
+	}{
+		{"text", "p.txt", "a toy --w 256\n# comment\n", "a toy --w 256\n# comment", ""},
+		{"TOML", "p.toml", "[prompt]\nwidth = 256\n[[prompt.subset]]\nprompt = \"a toy\"\nsample_steps = 12\n[[prompt.subset]]\nprompt = \"a cat\"\nnegative_prompt = \"blurry\"\nseed = 3\n",
+			"a toy --w 256 --h 512 --s 12 --l 7.5\na cat --n blurry --w 256 --h 512 --s 30 --l 7.5 --d 3", ""},
+		{"JSON", "p.json", `[{"prompt": "a toy", "width": 320, "scale": 5.5}]`, "a toy --w 320 --h 512 --s 30 --l 5.5", ""},
+		{"broken TOML", "p.toml", "[prompt]\nwidth = 512\n", "", "p.toml: no [[prompt.subset]] tables"},
+		{"broken JSON", "p.json", `{"prompt": `, "", "p.json"},
+		{"missing", "p.txt", "", "", ""},
+	} {
+		for _, from := range []string{"job", "kohya_ss"} {
+			if tt.name == "missing" && from == "kohya_ss" {
+				// kohya_ss's sample_prompts holds prompt text unless it
+				// names a file.
+				continue
+			}
+			t.Run(tt.name+" from "+from, func(t *testing.T) {
+				dir := t.TempDir()
+				prompts := filepath.Join(dir, tt.file)
+				if tt.content != "" {
+					writeFile(t, prompts, tt.content)
+				}
+				p.form.prompts.SetText("old prompts")
+				var notes []string
+				if from == "job" {
+					cfg := trainer.Defaults()
+					cfg.SamplePrompts = prompts
+					job := filepath.Join(dir, "job.toml")
+					if err := cfg.WriteFile(job); err != nil {
+						t.Fatal(err)
+					}
+					var err error
+					if notes, err = p.loadPreset(job); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					path := filepath.Join(dir, "kohya.json")
+					b, _ := json.Marshal(map[string]string{"sample_prompts": prompts})
+					writeFile(t, path, string(b))
+					im, err := p.importKohya(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					notes = im.Notes
+				}
+				if p.form.prompts.Text != tt.want {
+					t.Errorf("prompts %q, want %q", p.form.prompts.Text, tt.want)
+				}
+				reported := slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, "sample prompts") })
+				if tt.problem == "" {
+					if p.notice.Visible() || (from == "job" && len(notes) > 0) || reported {
+						t.Errorf("a problem was reported: notice %q, notes %q", p.notice.Text, notes)
+					}
+					return
+				}
+				if !reported || !slices.ContainsFunc(notes, func(s string) bool { return strings.Contains(s, tt.problem) }) {
+					t.Errorf("notes %q do not say %q", notes, tt.problem)
+				}
+				if !p.notice.Visible() || !strings.Contains(p.notice.Text, tt.problem) {
+					t.Errorf("notice %q (shown %v) does not say %q", p.notice.Text, p.notice.Visible(), tt.problem)
+				}
+			})
+		}
 	}
 }
 
