@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -95,7 +94,8 @@ const generatePersistDelay = 500 * time.Millisecond
 // seed, and the Train screen's saved base model and output folder (where
 // its LoRAs go).
 func defaultGenerateSettings(configDir string) generateSettings {
-	train, _, _ := trainStore{dir: configDir}.load()
+	// A broken train.toml is the Train screen's to report and set aside.
+	train, _ := trainStore{dir: configDir}.loadConfig()
 	o := sd.DefaultGenerateOptions()
 	return generateSettings{
 		Model: train.PretrainedModel, LoRADir: train.OutputDir,
@@ -282,11 +282,7 @@ func (p *generatePanel) loadSettings(configDir string) (generateSettings, error)
 		return g, nil
 	}
 	fyne.LogError("load generate settings", err)
-	kept := p.settingsPath + ".broken"
-	if rerr := os.Rename(p.settingsPath, kept); rerr != nil {
-		return g, fmt.Errorf("%w\nDefaults are used instead; the file could not be set aside: %v", err, rerr)
-	}
-	return g, fmt.Errorf("%w\nDefaults are used instead; the file is kept as %s", err, kept)
+	return g, setAsideBroken(p.settingsPath, err)
 }
 
 // watchEdits saves the form shortly after each change. It is set after

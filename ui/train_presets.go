@@ -28,19 +28,30 @@ type trainStore struct{ dir string }
 func (s trainStore) configPath() string { return filepath.Join(s.dir, "train.toml") }
 func (s trainStore) timesPath() string  { return filepath.Join(s.dir, "train-timing.json") }
 
-// load returns the saved settings, or kohya_ss's defaults on a first
-// start or when the file is unreadable (logged). The error says why the
-// sample prompts the settings name could not be read.
-func (s trainStore) load() (trainer.Config, string, error) {
+// loadConfig returns the saved settings, kohya_ss's defaults on a first
+// start, or the defaults and why the file cannot be read.
+func (s trainStore) loadConfig() (trainer.Config, error) {
 	cfg, _, err := trainer.LoadConfig(s.configPath())
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			fyne.LogError("load training settings", err)
-		}
-		return trainer.Defaults(), "", nil
+	if errors.Is(err, fs.ErrNotExist) {
+		return trainer.Defaults(), nil
 	}
-	prompts, err := readPrompts(cfg.SamplePrompts)
-	return cfg, prompts, err
+	if err != nil {
+		return trainer.Defaults(), err
+	}
+	return cfg, nil
+}
+
+// load returns the saved settings and their sample prompts text (see
+// loadConfig and readPrompts). A train.toml that cannot be read is set
+// aside before the next save replaces it (see setAsideBroken); the error
+// says so, and why the prompts could not be read.
+func (s trainStore) load() (trainer.Config, string, error) {
+	cfg, err := s.loadConfig()
+	if err != nil {
+		err = setAsideBroken(s.configPath(), err)
+	}
+	prompts, perr := readPrompts(cfg.SamplePrompts)
+	return cfg, prompts, errors.Join(err, perr)
 }
 
 func (s trainStore) save(cfg trainer.Config, prompts string, times map[string]float64) error {
@@ -89,6 +100,18 @@ func writeJSON(path string, v any) error {
 	}
 	// atomicfile's error names the file.
 	return atomicfile.WriteBytes(path, append(b, '\n'))
+}
+
+// setAsideBroken renames a settings file that could not be read (err says
+// why) to path.broken, so the next save, which writes what the screen
+// shows, does not replace the user's file; the error returned adds where
+// the file is kept.
+func setAsideBroken(path string, err error) error {
+	kept := path + ".broken"
+	if rerr := os.Rename(path, kept); rerr != nil {
+		return fmt.Errorf("%w\nDefaults are used instead; the file could not be set aside: %v", err, rerr)
+	}
+	return fmt.Errorf("%w\nDefaults are used instead; the file is kept as %s", err, kept)
 }
 
 // readPrompts returns the prompts file as the form's text, one prompt a

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -151,6 +152,68 @@ func TestTrainSettingsPersist(t *testing.T) {
 	}
 	if got := next.form.byKey["noise_offset"].input.(*widget.Entry).Text; got != "0.05" {
 		t.Errorf("noise offset field %q", got)
+	}
+}
+
+// TestTrainSettingsBroken checks a train.toml that cannot be read: the
+// screen starts from the defaults, says what happened under the preset
+// buttons, and sets the file aside rather than letting the next save
+// overwrite it. A prompts file that cannot be read is reported, and the
+// settings that name it stay where they are.
+func TestTrainSettingsBroken(t *testing.T) {
+	for _, tt := range []struct {
+		name, file string
+		// prompts, when set, is written to a broken prompts file the
+		// settings name.
+		prompts string
+		problem string
+		broken  bool
+	}{
+		{"not TOML", "network_dim = \n", "", "train.toml.broken", true},
+		{"wrong type", "network_dim = \"many\"\n", "", "train.toml.broken", true},
+		{"prompts not readable", "network_dim = 16\n", "[prompt]\n", "no [[prompt.subset]] tables", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, _ := openTrain(t, 2)
+			dir := filepath.Dir(h.s.state.settingsPath)
+			path := filepath.Join(dir, "train.toml")
+			file := tt.file
+			if tt.prompts != "" {
+				prompts := filepath.Join(t.TempDir(), "prompts.toml")
+				writeFile(t, prompts, tt.prompts)
+				file += "sample_prompts = " + strconv.Quote(prompts) + "\n"
+			}
+			writeFile(t, path, file)
+
+			next := newTrainPanel(h.s, dir)
+			if !next.notice.Visible() || !strings.Contains(next.notice.Text, tt.problem) || next.notice.Importance != widget.WarningImportance {
+				t.Errorf("notice %q (shown %v), want it to say %q", next.notice.Text, next.notice.Visible(), tt.problem)
+			}
+			if next.form.prompts.Text != "" {
+				t.Errorf("prompts %q", next.form.prompts.Text)
+			}
+			kept, err := os.ReadFile(path + ".broken")
+			if !tt.broken {
+				if next.st.cfg.NetworkDim != 16 || err == nil {
+					t.Errorf("rank %d, set aside: %v", next.st.cfg.NetworkDim, err == nil)
+				}
+				return
+			}
+			if string(kept) != file || err != nil {
+				t.Errorf("set-aside file %q (%v), want the original", kept, err)
+			}
+			if want := trainer.Defaults().NetworkDim; next.st.cfg.NetworkDim != want {
+				t.Errorf("rank %d, want the default %d", next.st.cfg.NetworkDim, want)
+			}
+			setEntry(t, next, "network_dim", "24")
+			next.saveSettings()
+			if kept, _ := os.ReadFile(path + ".broken"); string(kept) != file {
+				t.Error("the next save replaced the set-aside file")
+			}
+			if third := newTrainPanel(h.s, dir); third.st.cfg.NetworkDim != 24 || third.notice.Visible() {
+				t.Errorf("after a save: rank %d, notice %q", third.st.cfg.NetworkDim, third.notice.Text)
+			}
+		})
 	}
 }
 
