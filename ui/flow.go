@@ -65,8 +65,10 @@ type coalescer struct {
 	do       func(func())
 	fn       func()
 
-	mu      sync.Mutex
-	pending bool
+	mu sync.Mutex
+	// pending is set while a timer runs; due from Trigger until fn
+	// starts, so Flush knows whether a run is owed.
+	pending, due bool
 }
 
 // newCoalescer returns a coalescer that hands fn to do (fyne.Do in the
@@ -79,6 +81,7 @@ func newCoalescer(interval time.Duration, do func(func()), fn func()) *coalescer
 func (c *coalescer) Trigger() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.due = true
 	if c.pending {
 		return
 	}
@@ -87,6 +90,21 @@ func (c *coalescer) Trigger() {
 		c.mu.Lock()
 		c.pending = false
 		c.mu.Unlock()
-		c.do(c.fn)
+		c.do(c.run)
 	})
+}
+
+// Flush runs fn now when a Trigger has not been followed by a run yet, as
+// before the window closes; the timer's run then finds nothing to do. It
+// runs fn on the calling goroutine, so call it from the UI goroutine.
+func (c *coalescer) Flush() { c.run() }
+
+func (c *coalescer) run() {
+	c.mu.Lock()
+	due := c.due
+	c.due = false
+	c.mu.Unlock()
+	if due {
+		c.fn()
+	}
 }

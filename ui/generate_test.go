@@ -189,6 +189,35 @@ func TestGenerateSettingsPersist(t *testing.T) {
 	}
 }
 
+// TestGenerateSettingsSavedOnClose edits the form and at once closes the
+// window or opens another dataset, before the save after edits settle:
+// the edit is on disk all the same.
+func TestGenerateSettingsSavedOnClose(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		leave func(h *harness)
+	}{
+		{"close the window", func(h *harness) { h.s.closeWindow() }},
+		{"open another dataset", func(h *harness) { h.s.Open(writeDataset(t)) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			ws := h.open(writeDataset(t))
+			ws.nav.SelectIndex(3)
+			p := ws.generate
+			if p == nil {
+				t.Fatal("showing the Generate tab did not build the screen")
+			}
+			p.prompt.SetText("typed just before leaving")
+			tt.leave(h)
+			var g generateSettings
+			if err := readJSON(p.settingsPath, &g); err != nil || g.Prompt != "typed just before leaving" {
+				t.Errorf("saved prompt %q (%v)", g.Prompt, err)
+			}
+		})
+	}
+}
+
 // generateFields is what the Generate form shows.
 func generateFields(p *generatePanel) map[string]string {
 	return map[string]string{

@@ -37,6 +37,9 @@ type workspace struct {
 	filter tagger.Filter
 	// pending holds the builders of tabs not shown yet (see lazyTab).
 	pending map[*container.TabItem]func() fyne.CanvasObject
+	// generate is the Generate screen once it was shown, so close can
+	// save its settings.
+	generate *generatePanel
 	// busy is set while a background job reads the dataset (reorganise);
 	// edits from the menu and keyboard wait until it is done.
 	busy bool
@@ -88,7 +91,10 @@ func (ws *workspace) build() fyne.CanvasObject {
 		container.NewTabItemWithIcon("Dataset", theme.GridIcon(), ws.datasetScreen()),
 		container.NewTabItemWithIcon("Tags", theme.DocumentCreateIcon(), ws.tagsScreen()),
 		ws.lazyTab("Train", theme.MediaPlayIcon(), func() fyne.CanvasObject { return ws.s.trainTab(ws) }),
-		ws.lazyTab("Generate", theme.MediaPhotoIcon(), func() fyne.CanvasObject { return newGeneratePanel(ws.s).object() }),
+		ws.lazyTab("Generate", theme.MediaPhotoIcon(), func() fyne.CanvasObject {
+			ws.generate = newGeneratePanel(ws.s)
+			return ws.generate.object()
+		}),
 	)
 	ws.nav.OnSelected = func(t *container.TabItem) {
 		if build, ok := ws.pending[t]; ok {
@@ -294,6 +300,11 @@ func (ws *workspace) redo() {
 // is only logged.
 func (ws *workspace) close() {
 	ws.editor.commitRaw()
+	if ws.generate != nil {
+		// Its settings are saved after edits settle: an edit just before
+		// the close would be lost.
+		ws.generate.persist.Flush()
+	}
 	if ws.stopThumbs != nil {
 		ws.stopThumbs()
 	}
