@@ -40,11 +40,11 @@ smoke: build
 	scripts/gui-smoke.sh $(BIN)
 	scripts/gui-train-smoke.sh $(BIN)
 
-# The studio picks OpenBLAS's core itself (nn.EnsureBLAS); test binaries do not, so
-# bench gives them the core the studio reports choosing.
+# The studio sets up OpenBLAS itself (nn.EnsureBLAS); test binaries do not, so
+# bench gives them the settings the studio reports running with.
 bench: build
 	./$(BIN) bench
-	OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-$$(./$(BIN) bench --core 2>/dev/null)} \
+	env $$(./$(BIN) bench --env 2>/dev/null) \
 		$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 clean:

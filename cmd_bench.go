@@ -18,7 +18,7 @@ func runBench(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	size := fs.Int("n", 1024, "sgemm matrix size (n x n times n x n)")
 	dur := fs.Duration("time", 2*time.Second, "how long to measure each kernel")
-	coreOnly := fs.Bool("core", false, "print only the OpenBLAS core in use (for scripts)")
+	envOnly := fs.Bool("env", false, "print only the OpenBLAS settings the studio runs with, as NAME=value (for scripts running test binaries)")
 	writeModel := fs.String("write-model", "", "write a full-size SD 1.5-shaped model with random weights (fp16 diffusers folder) to this folder, to time train and generate without real weights")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -32,8 +32,9 @@ func runBench(args []string) int {
 		fmt.Printf("wrote a random SD 1.5-shaped model to %s in %v; its images are noise, its timings are real\n", *writeModel, time.Since(start).Round(time.Second))
 		return 0
 	}
-	if *coreOnly {
-		fmt.Println(nn.BLASInfo().CoreName)
+	if *envOnly {
+		info := nn.BLASInfo()
+		fmt.Printf("OPENBLAS_CORETYPE=%s OPENBLAS_THREAD_TIMEOUT=%s\n", info.CoreName, info.ThreadTimeout)
 		return 0
 	}
 	if *size < 1 || *size > 16384 {
@@ -50,7 +51,7 @@ func runBench(args []string) int {
 		core += fmt.Sprintf(" (OPENBLAS_CORETYPE=%s set by the user)", info.CoreType)
 	}
 	fmt.Printf("BLAS core:  %s\n", core)
-	fmt.Printf("threads:    %d\n", info.Threads)
+	fmt.Printf("threads:    %d (idle threads spin 2^%s cycles: OPENBLAS_THREAD_TIMEOUT)\n", info.Threads, info.ThreadTimeout)
 	fmt.Printf("CPU flags:  %s\n", info.CPU)
 	fmt.Printf("library:    %s\n", info.Config)
 

@@ -24,9 +24,20 @@ import (
 // choice from inside the program is to start the program again.
 const (
 	coreTypeEnv = "OPENBLAS_CORETYPE"
-	// reexecEnv marks a process started by EnsureBLAS: it never re-executes
-	// again, whatever OpenBLAS chose the second time.
+	// reexecEnv marks a process started by EnsureBLAS (its value is the
+	// core OpenBLAS chose before): it never re-executes again, whatever
+	// OpenBLAS chose the second time.
 	reexecEnv = "LORASTUDIO_BLAS_REEXEC"
+	// threadTimeoutEnv is how long OpenBLAS's idle worker threads spin,
+	// calling sched_yield, before they sleep: 2^n cycles, default n = 28
+	// (a tenth of a second). A training step alternates matrix products
+	// with our own kernels hundreds of times, and the spinning burnt 10% of
+	// a 256 px step's CPU time, time the UI and the rest of the machine
+	// could use. 2^16 cycles (tens of microseconds) still covers the gap
+	// between back-to-back products: measured, the step takes as long as
+	// with the default and 10% less CPU (2^4 was 3% slower).
+	threadTimeoutEnv = "OPENBLAS_THREAD_TIMEOUT"
+	threadTimeout    = "16"
 )
 
 // CPUFlags are the x86 features that decide which OpenBLAS kernels can run.
@@ -117,24 +128,43 @@ func betterCoreType(corename, config string, flags CPUFlags, env func(string) st
 	return ""
 }
 
-// EnsureBLAS makes OpenBLAS use the best kernels this CPU has and makes
-// gorgonia use OpenBLAS. Debian's OpenBLAS falls back to its SSE3 "Prescott"
-// kernels on CPU models it does not know (seen: an AVX-512 Xeon, 6x slower
-// sgemm), so when the library chose a worse core than the CPU supports and
-// the user did not set OPENBLAS_CORETYPE, EnsureBLAS re-executes the program
-// with OPENBLAS_CORETYPE set. Call it first thing in main: the re-execution
-// discards all process state. It returns normally when no restart is needed
-// or the restart failed (reported on stderr: the program still works, slower).
+// EnsureBLAS makes OpenBLAS use the best kernels this CPU has, with worker
+// threads that sleep when idle, and makes gorgonia use OpenBLAS. Debian's
+// OpenBLAS falls back to its SSE3 "Prescott" kernels on CPU models it does
+// not know (seen: an AVX-512 Xeon, 6x slower sgemm). OpenBLAS reads its
+// settings from the environment when it loads, so when the library chose a
+// worse core than the CPU supports, or the idle threads would spin (see
+// threadTimeoutEnv), EnsureBLAS re-executes the program with the variables
+// set; it never overrides a variable the user set. Call it first thing in
+// main: the re-execution discards all process state. It returns normally
+// when no restart is needed or the restart failed (reported on stderr: the
+// program still works, slower).
 func EnsureBLAS() {
 	core := C.GoString(C.openblas_get_corename())
 	config := C.GoString(C.openblas_get_config())
-	if want := betterCoreType(core, config, hostCPUFlags(), os.Getenv); want != "" {
-		env := append(os.Environ(), coreTypeEnv+"="+want, reexecEnv+"="+core)
+	if add := blasRestartEnv(core, config, hostCPUFlags(), os.Getenv); len(add) > 0 {
+		env := append(os.Environ(), append(add, reexecEnv+"="+core)...)
 		err := syscall.Exec("/proc/self/exe", os.Args, env)
-		fmt.Fprintf(os.Stderr, "lorastudio: OpenBLAS chose %s kernels on a CPU with %s; restarting with %s=%s failed: %v\n",
-			core, hostCPUFlags(), coreTypeEnv, want, err)
+		fmt.Fprintf(os.Stderr, "lorastudio: OpenBLAS chose %s kernels on a CPU with %s; restarting with %s failed: %v\n",
+			core, hostCPUFlags(), strings.Join(add, " "), err)
 	}
 	gorgonia.Use(netlib.Implementation{})
+}
+
+// blasRestartEnv returns the variables ("NAME=value") EnsureBLAS must start
+// the program again with, none when it runs as it should.
+func blasRestartEnv(corename, config string, flags CPUFlags, env func(string) string) []string {
+	if env(reexecEnv) != "" {
+		return nil
+	}
+	var add []string
+	if want := betterCoreType(corename, config, flags, env); want != "" {
+		add = append(add, coreTypeEnv+"="+want)
+	}
+	if env(threadTimeoutEnv) == "" {
+		add = append(add, threadTimeoutEnv+"="+threadTimeout)
+	}
+	return add
 }
 
 // BLASState describes the BLAS library in use.
@@ -148,18 +178,25 @@ type BLASState struct {
 	CoreType      string
 	Restarted     bool
 	RestartedFrom string
+	// ThreadTimeout is OPENBLAS_THREAD_TIMEOUT as this process saw it.
+	ThreadTimeout string
 }
 
 // BLASInfo reports the BLAS library in use.
 func BLASInfo() BLASState {
+	core := C.GoString(C.openblas_get_corename())
 	from := os.Getenv(reexecEnv)
+	if strings.EqualFold(from, core) {
+		from = "" // restarted for the thread setting only
+	}
 	return BLASState{
-		CoreName:      C.GoString(C.openblas_get_corename()),
+		CoreName:      core,
 		Config:        strings.TrimSpace(C.GoString(C.openblas_get_config())),
 		Threads:       int(C.openblas_get_num_threads()),
 		CPU:           hostCPUFlags(),
 		CoreType:      os.Getenv(coreTypeEnv),
 		Restarted:     from != "",
 		RestartedFrom: from,
+		ThreadTimeout: os.Getenv(threadTimeoutEnv),
 	}
 }

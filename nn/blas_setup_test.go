@@ -54,6 +54,30 @@ func TestBetterCoreType(t *testing.T) {
 	}
 }
 
+func TestBLASRestartEnv(t *testing.T) {
+	avx512 := CPUFlags{AVX2: true, FMA: true, AVX512F: true, AVX512BW: true, AVX512DQ: true, AVX512VL: true}
+	config := "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64"
+	cases := []struct {
+		name string
+		core string
+		env  map[string]string
+		want string
+	}{
+		{"wrong core, spinning threads", "Prescott", nil, "OPENBLAS_CORETYPE=SkylakeX OPENBLAS_THREAD_TIMEOUT=16"},
+		{"right core, spinning threads", "SkylakeX", nil, "OPENBLAS_THREAD_TIMEOUT=16"},
+		{"user's timeout kept", "Prescott", map[string]string{threadTimeoutEnv: "20"}, "OPENBLAS_CORETYPE=SkylakeX"},
+		{"all set", "SkylakeX", map[string]string{threadTimeoutEnv: "8"}, ""},
+		{"user's core, default timeout", "Prescott", map[string]string{coreTypeEnv: "Prescott"}, "OPENBLAS_THREAD_TIMEOUT=16"},
+		{"already restarted", "Prescott", map[string]string{reexecEnv: "Prescott"}, ""},
+	}
+	for _, c := range cases {
+		got := strings.Join(blasRestartEnv(c.core, config, avx512, func(k string) string { return c.env[k] }), " ")
+		if got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
 func TestBLASInfo(t *testing.T) {
 	info := BLASInfo()
 	if info.CoreName == "" || info.Threads < 1 || info.Config == "" {
@@ -69,7 +93,7 @@ func TestEnsureBLASRestart(t *testing.T) {
 	if os.Getenv("NN_ENSURE_BLAS_CHILD") != "" {
 		EnsureBLAS()
 		info := BLASInfo()
-		fmt.Printf("core=%s restarted=%v from=%s\n", info.CoreName, info.Restarted, info.RestartedFrom)
+		fmt.Printf("core=%s restarted=%v from=%s timeout=%s\n", info.CoreName, info.Restarted, info.RestartedFrom, info.ThreadTimeout)
 		return
 	}
 	exe, err := os.Executable()
@@ -80,7 +104,7 @@ func TestEnsureBLASRestart(t *testing.T) {
 		cmd := exec.Command(exe, "-test.run=^TestEnsureBLASRestart$")
 		cmd.Env = []string{"NN_ENSURE_BLAS_CHILD=1"}
 		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, coreTypeEnv+"=") && !strings.HasPrefix(kv, reexecEnv+"=") {
+			if !strings.HasPrefix(kv, coreTypeEnv+"=") && !strings.HasPrefix(kv, reexecEnv+"=") && !strings.HasPrefix(kv, threadTimeoutEnv+"=") {
 				cmd.Env = append(cmd.Env, kv)
 			}
 		}
@@ -105,6 +129,9 @@ func TestEnsureBLASRestart(t *testing.T) {
 	fmt.Sscanf(got, "core=%s", &core)
 	if want := betterCoreType(core, BLASInfo().Config, hostCPUFlags(), func(string) string { return "" }); want != "" {
 		t.Errorf("after EnsureBLAS: %s, still worse than the CPU allows (want %s)", got, want)
+	}
+	if !strings.HasSuffix(got, "timeout="+threadTimeout) {
+		t.Errorf("after EnsureBLAS: %s, want OpenBLAS's idle threads set to sleep", got)
 	}
 	t.Logf("automatic: %s (cpu: %s)", got, hostCPUFlags())
 
