@@ -297,6 +297,16 @@ func (g *GroupNorm) Forward(s *Scratch, x *nn.Tensor) *nn.Tensor {
 	return y
 }
 
+// forwardInPlace normalises x in place (each group's statistics are taken
+// before its values are overwritten).
+func (g *GroupNorm) forwardInPlace(s *Scratch, x *nn.Tensor) {
+	n := x.Shape[0]
+	stats := s.Tensor(2, n*g.Groups)
+	nn.GroupNormForward(x.Data, stats.Data[:n*g.Groups], stats.Data[n*g.Groups:], x.Data, g.Weight.Data, g.Bias.Data,
+		n, g.C, len(x.Data)/(n*g.C), g.Groups, g.Eps, g.SiLU)
+	s.Release(stats)
+}
+
 // ForwardTrain is Forward keeping the statistics for Backward.
 func (g *GroupNorm) ForwardTrain(s *Scratch, x *nn.Tensor) *nn.Tensor {
 	m := x.Shape[0] * g.Groups

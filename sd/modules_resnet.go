@@ -52,6 +52,29 @@ func (r *ResBlock) Forward(s *Scratch, x, temb *nn.Tensor) *nn.Tensor {
 	return out
 }
 
+// forwardOwned is Forward for a caller that gives x up (the VAE's
+// chains). The shortcut is taken first so the first norm can overwrite x,
+// and the second norm runs in place: a block with a shortcut then holds
+// its input and two outputs at once instead of two inputs and an output,
+// 134 MB less in the VAE's first 512 px block.
+func (r *ResBlock) forwardOwned(s *Scratch, x *nn.Tensor) *nn.Tensor {
+	if r.Shortcut == nil {
+		out := r.Forward(s, x, nil)
+		s.Release(x)
+		return out
+	}
+	skip := r.Shortcut.Forward(s, x)
+	r.Norm1.forwardInPlace(s, x)
+	h := r.Conv1.Forward(s, x)
+	s.Release(x)
+	r.Norm2.forwardInPlace(s, h)
+	out := r.Conv2.Forward(s, h)
+	s.Release(h)
+	nn.AddInPlace(out.Data, skip.Data)
+	s.Release(skip)
+	return out
+}
+
 // ForwardTrain is Forward keeping the block's input and inner activation.
 func (r *ResBlock) ForwardTrain(s *Scratch, x, temb *nn.Tensor) *nn.Tensor {
 	r.shape = append(r.shape[:0], x.Shape...)
@@ -158,13 +181,15 @@ func NewUpsample(c int) *Upsample {
 	return &Upsample{Conv: NewConv2d(c, c, 3, 1, 1)}
 }
 
-// Forward maps [N, C, H, W] to [N, C, 2H, 2W].
+// Forward maps [N, C, H, W] to [N, C, 2H, 2W] without building the
+// upsampled input (nn.UpsampleConv).
 func (u *Upsample) Forward(s *Scratch, x *nn.Tensor) *nn.Tensor {
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	up := s.Tensor(n, c, 2*h, 2*w)
-	nn.Upsample2x(up.Data, x.Data, n*c, h, w)
-	y := u.Conv.Forward(s, up)
-	s.Release(up)
+	spec := nn.UpsampleConv{Cin: c, Cout: u.Conv.Spec.Cout}
+	y := s.Tensor(n, spec.Cout, 2*h, 2*w)
+	tmp := s.Tensor(spec.TempSize(n, h, w))
+	spec.Forward(&s.WS, tmp.Data, y.Data, x.Data, u.Conv.Weight.Data, u.Conv.Bias.Data, n, h, w)
+	s.Release(tmp)
 	return y
 }
 

@@ -327,7 +327,7 @@ func (v *VAE) moments(x *nn.Tensor) *nn.Tensor {
 	h := e.ConvIn.Forward(s, x)
 	for _, b := range e.DownBlocks {
 		for _, r := range b.Resnets {
-			h = replace(s, h, r.Forward(s, h, nil))
+			h = r.forwardOwned(s, h)
 		}
 		for _, d := range b.Downsamplers {
 			h = replace(s, h, d.Forward(s, h))
@@ -348,7 +348,7 @@ func (v *VAE) decodeOne(z *nn.Tensor) *nn.Tensor {
 	h = d.MidBlock.forward(s, h)
 	for _, b := range d.UpBlocks {
 		for _, r := range b.Resnets {
-			h = replace(s, h, r.Forward(s, h, nil))
+			h = r.forwardOwned(s, h)
 		}
 		for _, u := range b.Upsamplers {
 			h = replace(s, h, u.Forward(s, h))
@@ -366,9 +366,9 @@ func replace(s *Scratch, old, next *nn.Tensor) *nn.Tensor {
 
 // forward takes ownership of x and returns the block's output.
 func (m *VAEMidBlock) forward(s *Scratch, x *nn.Tensor) *nn.Tensor {
-	h := replace(s, x, m.Resnets[0].Forward(s, x, nil))
+	h := m.Resnets[0].forwardOwned(s, x)
 	h = replace(s, h, m.Attentions[0].Forward(s, h))
-	return replace(s, h, m.Resnets[1].Forward(s, h, nil))
+	return m.Resnets[1].forwardOwned(s, h)
 }
 
 // Forward maps x [N, C, H, W] to x + attention(GroupNorm(x)) over its H*W
