@@ -10,7 +10,7 @@ TEST_PKGS := $(BUILD_PKGS) xvfb imagemagick x11-utils
 # Packages whose code runs goroutines; they also run under the race detector.
 RACE_PKGS := ./dataset/... ./tagger/... ./trainer/... ./ui/...
 
-.PHONY: run test build deps test-deps vet unit race smoke bench clean
+.PHONY: run test build deps test-deps vet unit race smoke bench bench-run clean
 
 run: deps build
 	./$(BIN)
@@ -46,6 +46,11 @@ bench: build
 	./$(BIN) bench
 	env $$(./$(BIN) bench --env 2>/dev/null) \
 		$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+# bench-run times a whole headless run (model load, caching, steps, 512 px
+# previews) on a full-size random model and reports its peak memory.
+bench-run: build
+	scripts/bench-run.sh $(BIN) $${RES:-256} $${STEPS:-4}
 
 clean:
 	rm -rf build artifacts
