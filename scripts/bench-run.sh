@@ -36,6 +36,8 @@ train_data_dir = "$root/data"
 output_dir = "$root/out"
 output_name = "bench_${res}"
 resolution = "$res,$res"
+# The demo photos are 256 px: let larger runs upscale them to their bucket.
+bucket_no_upscale = false
 max_train_steps = $steps
 sample_prompts = "$root/prompts.txt"
 sample_every_n_steps = 2
