@@ -1,7 +1,6 @@
 package dataset
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"image"
@@ -11,9 +10,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"lorastudio/internal/benchmetrics"
 )
 
 // dreamboothDir holds the 158 DreamBooth photos (512x512 JPEG) used by
@@ -42,23 +42,17 @@ func runThumbs(b *testing.B, th *Thumbnailer, d *Dataset) (cached int) {
 	return cached
 }
 
-// cpuTime is this process's user plus system time. Benchmarks report it
-// per operation because the wall time depends on what else runs on the
-// machine; on an idle machine wall time ≈ cpu time / cores used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
+// reportCPU reports the CPU time per operation since start, because the
+// wall time depends on what else runs on the machine; on an idle machine
+// wall time ≈ cpu time / cores used.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(benchmetrics.CPUTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
 }
 
 // BenchmarkThumbnailsCold is the grid filling with an empty cache.
 func BenchmarkThumbnailsCold(b *testing.B) {
 	d := openDreambooth(b)
-	defer reportCPU(b, cpuTime())
+	defer reportCPU(b, benchmetrics.CPUTime())
 	for b.Loop() {
 		b.StopTimer()
 		th, err := NewThumbnailer(ThumbOptions{Dir: b.TempDir()})
@@ -81,7 +75,7 @@ func BenchmarkThumbnailsWarm(b *testing.B) {
 		b.Fatal(err)
 	}
 	runThumbs(b, th, d)
-	defer reportCPU(b, cpuTime())
+	defer reportCPU(b, benchmetrics.CPUTime())
 	for b.Loop() {
 		if n := runThumbs(b, th, d); n != len(d.Images) {
 			b.Fatalf("%d of %d cache hits", n, len(d.Images))
@@ -93,7 +87,7 @@ func BenchmarkThumbnailsWarm(b *testing.B) {
 // BenchmarkOpenDreambooth scans the 158 photos (hash, header, caption).
 func BenchmarkOpenDreambooth(b *testing.B) {
 	openDreambooth(b)
-	defer reportCPU(b, cpuTime())
+	defer reportCPU(b, benchmetrics.CPUTime())
 	for b.Loop() {
 		mustOpen(b, dreamboothDir, Options{})
 	}
@@ -148,7 +142,7 @@ func BenchmarkOpen5000(b *testing.B) {
 	dir := makeLargeDataset(b, 5000)
 	mustOpen(b, dir, Options{}) // warm the page cache
 	var d *Dataset
-	start := cpuTime()
+	start := benchmetrics.CPUTime()
 	for b.Loop() {
 		d = mustOpen(b, dir, Options{})
 	}
@@ -160,7 +154,7 @@ func BenchmarkOpen5000(b *testing.B) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
-	b.ReportMetric(rssMB(), "rss-MB")
+	b.ReportMetric(float64(benchmetrics.RSS())/(1<<20), "rss-MB")
 	runtime.KeepAlive(d)
 }
 
@@ -179,25 +173,8 @@ func BenchmarkThumbnails5000(b *testing.B) {
 		th.Run(context.Background(), d.Images, func(r Thumb) { thumbs[r.Index] = r.Image })
 	}
 	runtime.GC()
-	b.ReportMetric(rssMB(), "rss-MB")
+	b.ReportMetric(float64(benchmetrics.RSS())/(1<<20), "rss-MB")
 	runtime.KeepAlive(thumbs)
-}
-
-// rssMB reads the resident set size of this process.
-func rssMB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
 }
 
 // BenchmarkLoadForTraining is one 512x512 photo to a 512x512 tensor.

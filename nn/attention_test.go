@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"syscall"
 	"testing"
+
+	"lorastudio/internal/benchmetrics"
 )
 
 // attnRef is plain softmax attention in float64 for the query rows
@@ -437,12 +438,12 @@ func benchAttention(b *testing.B, p AttnParams, backward bool) {
 	step()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := attnCPUTime()
+	cpu0 := benchmetrics.CPUTime()
 	for range b.N {
 		step()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(attnCPUTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(benchmetrics.CPUTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(4*cap(ws.Floats(0)))/(1<<20), "scratchMB")
 }
 
@@ -468,15 +469,4 @@ func BenchmarkAttention(b *testing.B) {
 		b.Run(c.name+"/fwd", func(b *testing.B) { benchAttention(b, c.p, false) })
 		b.Run(c.name+"/fwdbwd", func(b *testing.B) { benchAttention(b, c.p, true) })
 	}
-}
-
-// attnCPUTime is the process's user+system CPU time in nanoseconds. On a
-// shared machine wall time measures the neighbours; CPU time per op divided
-// by the core count estimates the wall time on an idle one.
-func attnCPUTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -1,10 +1,9 @@
 package sd
 
 import (
-	"syscall"
 	"testing"
-	"time"
 
+	"lorastudio/internal/benchmetrics"
 	"lorastudio/nn"
 )
 
@@ -116,16 +115,8 @@ func BenchmarkCLIPEncode(b *testing.B) {
 // work, where wall time does not. Call as defer reportCPUTime(b)() right
 // before the loop.
 func reportCPUTime(b *testing.B) func() {
-	start := rusageSeconds()
+	start := benchmetrics.CPUTime()
 	return func() {
-		b.ReportMetric((rusageSeconds()-start)/float64(b.N), "cpu-s/op")
+		b.ReportMetric((benchmetrics.CPUTime()-start).Seconds()/float64(b.N), "cpu-s/op")
 	}
-}
-
-func rusageSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

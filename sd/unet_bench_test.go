@@ -1,17 +1,15 @@
 package sd
 
 import (
-	"bufio"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"gorgonia.org/gorgonia"
 
+	"lorastudio/internal/benchmetrics"
 	"lorastudio/nn"
 )
 
@@ -34,32 +32,10 @@ func benchUNet(b *testing.B) *UNet {
 	return u
 }
 
-// cpuSeconds is the process's user+system CPU time. On a shared machine
-// wall time is noisy; CPU time per op divided by the core count is what the
-// benchmark would take alone.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// peakRSS reports the process's peak resident set in GB.
+// peakRSS reports the process's peak resident set in GiB, when known.
 func peakRSS(b *testing.B) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err == nil {
-				b.ReportMetric(float64(kb)/(1<<20), "peakGB")
-			}
-		}
+	if peak := benchmetrics.PeakRSS(); peak > 0 {
+		b.ReportMetric(float64(peak)/(1<<30), "peakGB")
 	}
 }
 
@@ -79,7 +55,7 @@ func BenchmarkUNetForward64(b *testing.B) {
 			x, ts, ctx := benchInputs(batch, 64)
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := cpuSeconds()
+			cpu := benchmetrics.CPUTime()
 			for range b.N {
 				y, err := u.Forward(x, ts, ctx)
 				if err != nil {
@@ -88,7 +64,7 @@ func BenchmarkUNetForward64(b *testing.B) {
 				u.scratch.Release(y)
 			}
 			b.StopTimer()
-			b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")
+			b.ReportMetric((benchmetrics.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 			peakRSS(b)
 		})
 	}
@@ -123,7 +99,7 @@ func BenchmarkUNetTrainStep(b *testing.B) {
 			dy := nn.New(x.Shape...)
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := cpuSeconds()
+			cpu := benchmetrics.CPUTime()
 			for range b.N {
 				y, err := u.ForwardTrain(x, ts, ctx)
 				if err != nil {
@@ -136,7 +112,7 @@ func BenchmarkUNetTrainStep(b *testing.B) {
 				u.scratch.Release(y)
 			}
 			b.StopTimer()
-			b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")
+			b.ReportMetric((benchmetrics.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 			peakRSS(b)
 		})
 	}
@@ -167,7 +143,7 @@ func BenchmarkUNetGraphTrainStep(b *testing.B) {
 			defer vm.Close()
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu := cpuSeconds()
+			cpu := benchmetrics.CPUTime()
 			for range b.N {
 				if err := vm.RunAll(); err != nil {
 					b.Fatal(err)
@@ -175,7 +151,7 @@ func BenchmarkUNetGraphTrainStep(b *testing.B) {
 				vm.Reset()
 			}
 			b.StopTimer()
-			b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")
+			b.ReportMetric((benchmetrics.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 			peakRSS(b)
 		})
 	}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
+	"lorastudio/internal/benchmetrics"
 	"lorastudio/nn"
 )
 
@@ -64,7 +63,7 @@ func benchForward(b *testing.B, m *ViT) {
 		x[i] = float32(i%255)/127.5 - 1
 	}
 	ctx := context.Background()
-	cpu0 := cpuSeconds()
+	cpu0 := benchmetrics.CPUTime()
 	for b.Loop() {
 		if _, err := m.Forward(ctx, x, 1); err != nil {
 			b.Fatal(err)
@@ -72,16 +71,7 @@ func benchForward(b *testing.B, m *ViT) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/image")
 	// CPU time is what a loaded machine inflates least.
-	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/image")
-}
-
-// cpuSeconds is the process's user+system CPU time.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	b.ReportMetric((benchmetrics.CPUTime()-cpu0).Seconds()/float64(b.N), "cpu-s/image")
 }
 
 // BenchmarkWD14TinyForward times the fixture's tiny ViT (16 tokens).

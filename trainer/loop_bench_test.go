@@ -1,17 +1,13 @@
 package trainer
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
+	"lorastudio/internal/benchmetrics"
 	"lorastudio/nn"
 	"lorastudio/sd"
 )
@@ -130,42 +126,13 @@ func benchStep(b *testing.B, size int, graph bool) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
-	cpu := cpuSeconds()
+	cpu := benchmetrics.CPUTime()
 	for range b.N {
 		optimizerStep()
 	}
 	b.StopTimer()
 	runtime.ReadMemStats(&after)
-	b.ReportMetric((cpuSeconds()-cpu)/float64(b.N), "cpu-s/op")
+	b.ReportMetric((benchmetrics.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "allocMB/op")
-	b.ReportMetric(peakGB(), "peakGB")
-}
-
-// cpuSeconds is the process's user and system CPU time: on a shared
-// machine wall time is noisy.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// peakGB is the process's peak resident set (VmHWM) in GiB.
-func peakGB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err == nil {
-				return float64(kb) / (1 << 20)
-			}
-		}
-	}
-	return 0
+	b.ReportMetric(float64(benchmetrics.PeakRSS())/(1<<30), "peakGB")
 }
