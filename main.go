@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	_ "lorastudio/internal/localefix" // before Fyne's init: see the package
 	"lorastudio/nn"
 )
 
