@@ -112,6 +112,7 @@ func TestTxt2ImgDemo(t *testing.T) {
 	}
 	for _, bad := range []GenerateOptions{
 		{Width: 100, Height: 64, Steps: 3, Sampler: "euler", ClipSkip: 1},
+		{Width: 64, Height: 4096, Steps: 3, Sampler: "euler", ClipSkip: 1},
 		{Width: 64, Height: 64, Steps: 0, Sampler: "euler", ClipSkip: 1},
 		{Width: 64, Height: 64, Steps: 3, Sampler: "heun", ClipSkip: 1},
 		{Width: 64, Height: 64, Steps: 3, Sampler: "euler", ClipSkip: 5},

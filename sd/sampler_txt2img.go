@@ -32,6 +32,11 @@ type Conditioning struct {
 	Cond, Uncond *nn.Tensor
 }
 
+// MaxImageSize is the longest side Txt2Img makes, AUTOMATIC1111's limit.
+// Decoding 2048x2048 already takes about 8 GB; larger sizes would exhaust
+// memory rather than fail cleanly.
+const MaxImageSize = 2048
+
 // DefaultGenerateOptions are AUTOMATIC1111's defaults for SD 1.x.
 func DefaultGenerateOptions() GenerateOptions {
 	return GenerateOptions{Width: 512, Height: 512, Steps: 20, CFGScale: 7, Sampler: "euler_a", ClipSkip: 1}
@@ -48,6 +53,9 @@ func (m *Model) Txt2Img(ctx context.Context, o GenerateOptions, progress func(st
 	unit := m.Config.VAE.Factor() << (len(m.Config.UNet.Channels) - 1)
 	if o.Width <= 0 || o.Height <= 0 || o.Width%unit != 0 || o.Height%unit != 0 {
 		return nil, fmt.Errorf("txt2img: size %dx%d is not a positive multiple of %d", o.Width, o.Height, unit)
+	}
+	if o.Width > MaxImageSize || o.Height > MaxImageSize {
+		return nil, fmt.Errorf("txt2img: size %dx%d is over %d px a side", o.Width, o.Height, MaxImageSize)
 	}
 	sampler, err := NewSampler(o.Sampler, o.Steps, NewSchedule())
 	if err != nil {

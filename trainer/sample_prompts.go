@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"lorastudio/sd"
 )
 
 // samplePrompt is one prompt of a sample prompts file, with what sd-scripts'
@@ -132,6 +134,11 @@ func parseSamplePrompts(ext string, data []byte) ([]samplePrompt, error) {
 	}
 	if len(out) == 0 {
 		return nil, errors.New("holds no prompts")
+	}
+	for _, p := range out {
+		if p.Width > sd.MaxImageSize || p.Height > sd.MaxImageSize {
+			return nil, fmt.Errorf("prompt %q: size %dx%d is over %d px a side", p.Prompt, p.Width, p.Height, sd.MaxImageSize)
+		}
 	}
 	return out, nil
 }

@@ -126,6 +126,8 @@ func TestReadSamplePromptsErrors(t *testing.T) {
 		{"p.txt", "# only a comment\n\n", "holds no prompts"},
 		{"p.txt", "x --ss plms", "line 1: --ss plms: sampler"},
 		{"p.txt", "ok\n\xff\xfe", "not UTF-8"},
+		{"p.txt", "ok\nhuge --w 100000 --h 512", `prompt "huge": size 100000x512 is over 2048 px a side`},
+		{"p.json", `[{"prompt": "tall", "height": 4096}]`, "over 2048 px"},
 		{"p.toml", "[prompt\n", "toml: line 2"},
 		{"p.toml", "", "no [prompt] table"},
 		{"p.toml", "prompt = \"a\"\n", `prompt is "a", want a [prompt] table`},
