@@ -16,9 +16,15 @@ import (
 // Write replaces path with what write produces. An existing file's
 // permission bits are kept; a new file gets 0644. When write fails, path is
 // untouched and the temporary file removed.
-func Write(path string, write func(io.Writer) error) (err error) {
+func Write(path string, write func(io.Writer) error) error {
+	return WritePerm(path, 0o644, write)
+}
+
+// WritePerm is Write giving a new file the permission bits perm (0600 for
+// a private file). The file has them from the moment it appears at path:
+// the temporary file is private until it is chmodded just before the rename.
+func WritePerm(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
-	perm := os.FileMode(0o644)
 	if st, err := os.Stat(path); err == nil {
 		perm = st.Mode().Perm()
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -80,15 +81,12 @@ func (s Settings) Save(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("save settings: %w", err)
 	}
-	_, statErr := os.Stat(path)
-	if err := atomicfile.WriteBytes(path, append(b, '\n')); err != nil {
+	err = atomicfile.WritePerm(path, 0o600, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("save settings: %w", err)
-	}
-	// atomicfile keeps an existing file's mode, so only a new file needs it.
-	if errors.Is(statErr, fs.ErrNotExist) {
-		if err := os.Chmod(path, 0o600); err != nil {
-			return fmt.Errorf("save settings: %w", err)
-		}
 	}
 	return nil
 }
