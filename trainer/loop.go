@@ -102,15 +102,12 @@ func (j *job) dropUnused() error {
 	return nil
 }
 
-// releaseScratch drops the training graphs and the UNet's and VAE's pooled
-// buffers and hands the memory back to the system. Previews sample at
-// their own size (512 px by default) and share no buffers with training
-// at another, so holding both sets would add a gigabyte to the run's peak.
+// releaseScratch drops the UNet's and VAE's pooled buffers and hands the
+// memory back to the system. Previews sample at their own size (512 px by
+// default) and share no buffers with training at another, so holding both
+// sets would add a gigabyte to the run's peak. The training graphs stay:
+// they hold little of their own, and rebuilding them cost a second.
 func (j *job) releaseScratch() {
-	for _, g := range j.graphs {
-		g.vm.Close()
-	}
-	j.graphs = nil
 	j.model.UNet.ReleaseMemory()
 	if j.model.VAE != nil {
 		j.model.VAE.ReleaseMemory()
